@@ -1,0 +1,253 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/server/v3/embed"
+	"go.uber.org/zap"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/reflection"
+	"google.golang.org/grpc/status"
+
+	"github.com/kubelite/kubelite/apiserver/registry"
+	"github.com/kubelite/kubelite/internal/api"
+)
+
+// Config is the apiserver's configuration.
+type Config struct {
+	// Listen is the gRPC address, e.g. 127.0.0.1:6443.
+	Listen string
+	// EtcdEndpoints, when set, name an external etcd cluster; nothing is embedded.
+	EtcdEndpoints []string
+	// DataDir holds the embedded etcd's data.
+	DataDir string
+	// EtcdClientURL and EtcdPeerURL are where the embedded etcd listens.
+	EtcdClientURL string
+	EtcdPeerURL   string
+	// MetricsAddr serves /metrics and /healthz over HTTP; empty disables it.
+	MetricsAddr string
+	// CompactionInterval is how often etcd history is compacted (0: never).
+	CompactionInterval time.Duration
+	EventTTL           time.Duration
+	// MaxRequestBytes limits one request's size.
+	MaxRequestBytes int
+	ShutdownTimeout time.Duration
+	// Ready, if set, is called with the gRPC address once the server serves.
+	Ready func(addr string)
+}
+
+// Validate checks the configuration and names the flag at fault.
+func (c *Config) Validate() error {
+	if c.Listen == "" {
+		return errors.New("--listen: required, e.g. 127.0.0.1:6443")
+	}
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		return fmt.Errorf("--listen %q: expected host:port: %w", c.Listen, err)
+	}
+	if len(c.EtcdEndpoints) == 0 {
+		if c.DataDir == "" {
+			return errors.New("--data-dir: required when etcd is embedded (no --etcd-endpoints)")
+		}
+		for flag, u := range map[string]string{"--etcd-client-url": c.EtcdClientURL, "--etcd-peer-url": c.EtcdPeerURL} {
+			if _, err := url.Parse(u); err != nil || !strings.HasPrefix(u, "http://") {
+				return fmt.Errorf("%s %q: expected a URL such as http://127.0.0.1:2379", flag, u)
+			}
+		}
+	}
+	if c.MaxRequestBytes <= 0 {
+		return fmt.Errorf("--max-request-bytes %d: must be positive", c.MaxRequestBytes)
+	}
+	return nil
+}
+
+// Run serves until ctx ends, then shuts down in order: stop accepting gRPC
+// (graceful, bounded by ShutdownTimeout), stop watches, close the etcd
+// client, close the embedded etcd.
+func Run(ctx context.Context, cfg Config) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	endpoints := cfg.EtcdEndpoints
+	if len(endpoints) == 0 {
+		e, err := StartEmbeddedEtcd(cfg.DataDir, cfg.EtcdClientURL, cfg.EtcdPeerURL)
+		if err != nil {
+			return err
+		}
+		defer e.Close()
+		endpoints = []string{e.Clients[0].Addr().String()}
+		slog.Info("embedded etcd ready", "client_url", "http://"+endpoints[0], "data_dir", cfg.DataDir)
+	}
+	client, err := clientv3.New(clientv3.Config{
+		Endpoints:   endpoints,
+		DialTimeout: 5 * time.Second,
+		Logger:      zap.NewNop(),
+		// Watches and lists of many objects exceed the 4 MiB default.
+		MaxCallRecvMsgSize: 512 << 20,
+	})
+	if err != nil {
+		return fmt.Errorf("etcd client for %v: %w", endpoints, err)
+	}
+	defer client.Close()
+	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	_, err = client.Get(sctx, "health-check")
+	cancel()
+	if err != nil {
+		return fmt.Errorf("etcd at %v does not answer: %w", endpoints, err)
+	}
+
+	regCtx, stopReg := context.WithCancel(context.Background())
+	defer stopReg()
+	reg := registry.New(client, registry.Options{EventTTL: cfg.EventTTL})
+	reg.Start(regCtx)
+	if err := reg.WaitReady(ctx); err != nil {
+		return err
+	}
+	go registry.RunCompactor(regCtx, client, cfg.CompactionInterval)
+
+	metrics := newMetrics()
+	gs := grpc.NewServer(
+		grpc.MaxRecvMsgSize(cfg.MaxRequestBytes),
+		grpc.ChainUnaryInterceptor(metrics.unary),
+		grpc.ChainStreamInterceptor(metrics.stream),
+	)
+	for _, k := range api.Kinds {
+		gs.RegisterService(serviceDesc(reg.Store(k.Kind)), struct{}{})
+	}
+	hs := health.NewServer()
+	healthpb.RegisterHealthServer(gs, hs)
+	reflection.Register(gs)
+
+	lis, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("--listen %s: %w", cfg.Listen, err)
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- gs.Serve(lis) }()
+
+	var httpSrv *http.Server
+	if cfg.MetricsAddr != "" {
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", promhttp.HandlerFor(metrics.registry, promhttp.HandlerOpts{}))
+		mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok")) })
+		ml, err := net.Listen("tcp", cfg.MetricsAddr)
+		if err != nil {
+			gs.Stop()
+			return fmt.Errorf("--metrics-addr %s: %w", cfg.MetricsAddr, err)
+		}
+		httpSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		go func() { _ = httpSrv.Serve(ml) }()
+	}
+	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	slog.Info("apiserver serving", "addr", lis.Addr().String(), "etcd", endpoints)
+	if cfg.Ready != nil {
+		cfg.Ready(lis.Addr().String())
+	}
+
+	select {
+	case <-ctx.Done():
+	case err := <-serveErr:
+		return fmt.Errorf("grpc server: %w", err)
+	}
+	slog.Info("apiserver shutting down")
+	hs.Shutdown()
+	if httpSrv != nil {
+		_ = httpSrv.Close()
+	}
+	stopReg() // ends watch caches, so open Watch streams return
+	done := make(chan struct{})
+	go func() { gs.GracefulStop(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(cfg.ShutdownTimeout):
+		gs.Stop()
+	}
+	return nil
+}
+
+// StartEmbeddedEtcd starts a single-member etcd in dataDir and waits until
+// it serves.
+func StartEmbeddedEtcd(dataDir, clientURL, peerURL string) (*embed.Etcd, error) {
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("--data-dir %s: %w", dataDir, err)
+	}
+	cu, err := url.Parse(clientURL)
+	if err != nil {
+		return nil, fmt.Errorf("--etcd-client-url %q: %w", clientURL, err)
+	}
+	pu, err := url.Parse(peerURL)
+	if err != nil {
+		return nil, fmt.Errorf("--etcd-peer-url %q: %w", peerURL, err)
+	}
+	cfg := embed.NewConfig()
+	cfg.Name = "kubelite"
+	cfg.Dir = filepath.Join(dataDir, "etcd")
+	cfg.ListenClientUrls = []url.URL{*cu}
+	cfg.AdvertiseClientUrls = []url.URL{*cu}
+	cfg.ListenPeerUrls = []url.URL{*pu}
+	cfg.AdvertisePeerUrls = []url.URL{*pu}
+	cfg.InitialCluster = cfg.InitialClusterFromName(cfg.Name)
+	cfg.LogLevel = "error"
+	cfg.Logger = "zap"
+	e, err := embed.StartEtcd(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("embedded etcd (client %s, peer %s, data %s): %w", clientURL, peerURL, cfg.Dir, err)
+	}
+	select {
+	case <-e.Server.ReadyNotify():
+		return e, nil
+	case err := <-e.Err():
+		e.Close()
+		return nil, fmt.Errorf("embedded etcd: %w", err)
+	case <-time.After(60 * time.Second):
+		e.Close()
+		return nil, errors.New("embedded etcd did not become ready within 60s")
+	}
+}
+
+type metrics struct {
+	registry *prometheus.Registry
+	requests *prometheus.HistogramVec
+	watches  prometheus.Gauge
+}
+
+func newMetrics() *metrics {
+	m := &metrics{
+		registry: prometheus.NewRegistry(),
+		requests: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "apiserver_request_duration_seconds",
+			Help:    "gRPC request latency by method and code.",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 18),
+		}, []string{"method", "code"}),
+		watches: prometheus.NewGauge(prometheus.GaugeOpts{Name: "apiserver_watchers", Help: "Open Watch streams."}),
+	}
+	m.registry.MustRegister(m.requests, m.watches, prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	return m
+}
+
+func (m *metrics) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+	start := time.Now()
+	resp, err := h(ctx, req)
+	m.requests.WithLabelValues(info.FullMethod, status.Code(err).String()).Observe(time.Since(start).Seconds())
+	return resp, err
+}
+
+func (m *metrics) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+	m.watches.Inc()
+	defer m.watches.Dec()
+	return h(srv, ss)
+}

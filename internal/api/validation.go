@@ -1,0 +1,532 @@
+package api
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+
+	"google.golang.org/protobuf/proto"
+	"k8s.io/apimachinery/pkg/api/resource"
+	apivalidation "k8s.io/apimachinery/pkg/api/validation"
+	metavalidation "k8s.io/apimachinery/pkg/apis/meta/v1/validation"
+	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	v1 "github.com/kubelite/kubelite/proto/kubelite/v1"
+)
+
+// Validate checks a (defaulted) object and returns every problem with its
+// field path.
+func Validate(o Object) field.ErrorList {
+	k := KindOf(o)
+	errs := validateMeta(o.GetMetadata(), k, field.NewPath("metadata"))
+	switch x := o.(type) {
+	case *v1.Pod:
+		errs = append(errs, ValidatePodSpec(x.GetSpec(), field.NewPath("spec"))...)
+	case *v1.Node:
+		errs = append(errs, validateNode(x)...)
+	case *v1.Lease:
+		if d := x.GetSpec().LeaseDurationSeconds; d != nil && *d <= 0 {
+			errs = append(errs, field.Invalid(field.NewPath("spec", "leaseDurationSeconds"), *d, "must be greater than 0"))
+		}
+	case *v1.Event:
+		p := field.NewPath("involvedObject")
+		if x.GetInvolvedObject().GetName() == "" {
+			errs = append(errs, field.Required(p.Child("name"), ""))
+		}
+		if t := x.GetType(); t != "" && t != "Normal" && t != "Warning" {
+			errs = append(errs, field.NotSupported(field.NewPath("type"), t, []string{"Normal", "Warning"}))
+		}
+	case *v1.ReplicaSet:
+		s := x.GetSpec()
+		p := field.NewPath("spec")
+		errs = append(errs, validateReplicas(s.Replicas, p.Child("replicas"))...)
+		errs = append(errs, validateSelectorAndTemplate(s.GetSelector(), s.GetTemplate(), p)...)
+		errs = append(errs, apivalidation.ValidateNonnegativeField(int64(s.GetMinReadySeconds()), p.Child("minReadySeconds"))...)
+	case *v1.Deployment:
+		errs = append(errs, validateDeploymentSpec(x.GetSpec(), field.NewPath("spec"))...)
+	case *v1.StatefulSet:
+		errs = append(errs, validateStatefulSetSpec(x.GetSpec(), field.NewPath("spec"))...)
+	}
+	return errs
+}
+
+// ValidateUpdate checks an update of old to new: Validate, plus what
+// Kubernetes makes immutable.
+func ValidateUpdate(newObj, oldObj Object) field.ErrorList {
+	errs := Validate(newObj)
+	switch n := newObj.(type) {
+	case *v1.Pod:
+		o := oldObj.(*v1.Pod)
+		// Kubernetes lets few pod spec fields change; kubelite allows
+		// activeDeadlineSeconds, added tolerations and image.
+		a, b := proto.Clone(n.GetSpec()).(*v1.PodSpec), proto.Clone(o.GetSpec()).(*v1.PodSpec)
+		if a != nil && b != nil {
+			a.ActiveDeadlineSeconds, b.ActiveDeadlineSeconds = nil, nil
+			if len(a.Tolerations) >= len(b.Tolerations) {
+				a.Tolerations, b.Tolerations = nil, nil
+			}
+			for i := range a.Containers {
+				if i < len(b.Containers) {
+					a.Containers[i].Image, b.Containers[i].Image = "", ""
+				}
+			}
+			if !proto.Equal(a, b) {
+				errs = append(errs, field.Forbidden(field.NewPath("spec"), "pod updates may not change fields other than `spec.containers[*].image`, `spec.activeDeadlineSeconds` or `spec.tolerations` (only additions to existing tolerations)"))
+			}
+		}
+	case *v1.ReplicaSet:
+		if !proto.Equal(n.GetSpec().GetSelector(), oldObj.(*v1.ReplicaSet).GetSpec().GetSelector()) {
+			errs = append(errs, field.Invalid(field.NewPath("spec", "selector"), "", "field is immutable"))
+		}
+	case *v1.Deployment:
+		if !proto.Equal(n.GetSpec().GetSelector(), oldObj.(*v1.Deployment).GetSpec().GetSelector()) {
+			errs = append(errs, field.Invalid(field.NewPath("spec", "selector"), "", "field is immutable"))
+		}
+	case *v1.StatefulSet:
+		o := oldObj.(*v1.StatefulSet)
+		if !proto.Equal(n.GetSpec().GetSelector(), o.GetSpec().GetSelector()) {
+			errs = append(errs, field.Forbidden(field.NewPath("spec", "selector"), "updates to statefulset spec for fields other than 'replicas', 'ordinals', 'template', 'updateStrategy', 'revisionHistoryLimit', 'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' are forbidden"))
+		}
+		if !sameClaims(n.GetSpec().GetVolumeClaimTemplates(), o.GetSpec().GetVolumeClaimTemplates()) {
+			errs = append(errs, field.Forbidden(field.NewPath("spec", "volumeClaimTemplates"), "updates to statefulset spec for fields other than 'replicas', 'ordinals', 'template', 'updateStrategy', 'revisionHistoryLimit', 'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' are forbidden"))
+		}
+		if n.GetSpec().GetServiceName() != o.GetSpec().GetServiceName() || n.GetSpec().GetPodManagementPolicy() != o.GetSpec().GetPodManagementPolicy() {
+			errs = append(errs, field.Forbidden(field.NewPath("spec"), "updates to statefulset spec for fields other than 'replicas', 'ordinals', 'template', 'updateStrategy', 'revisionHistoryLimit', 'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' are forbidden"))
+		}
+	}
+	return errs
+}
+
+func sameClaims(a, b []*v1.PersistentVolumeClaimTemplate) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i].GetMetadata().GetName() != b[i].GetMetadata().GetName() {
+			return false
+		}
+	}
+	return true
+}
+
+func validateMeta(m *v1.ObjectMeta, k *Kind, p *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	if m == nil {
+		return field.ErrorList{field.Required(p, "")}
+	}
+	if m.Name == "" && m.GenerateName == "" {
+		errs = append(errs, field.Required(p.Child("name"), "name or generateName is required"))
+	}
+	if m.Name != "" {
+		for _, msg := range validation.IsDNS1123Subdomain(m.Name) {
+			errs = append(errs, field.Invalid(p.Child("name"), m.Name, msg))
+		}
+	}
+	if k != nil && k.Namespaced {
+		for _, msg := range validation.IsDNS1123Label(m.Namespace) {
+			errs = append(errs, field.Invalid(p.Child("namespace"), m.Namespace, msg))
+		}
+	} else if m.Namespace != "" {
+		errs = append(errs, field.Forbidden(p.Child("namespace"), "not allowed on this type"))
+	}
+	errs = append(errs, metavalidation.ValidateLabels(m.Labels, p.Child("labels"))...)
+	errs = append(errs, apivalidation.ValidateAnnotations(m.Annotations, p.Child("annotations"))...)
+	for i, r := range m.OwnerReferences {
+		rp := p.Child("ownerReferences").Index(i)
+		for name, v := range map[string]string{"apiVersion": r.ApiVersion, "kind": r.Kind, "name": r.Name, "uid": r.Uid} {
+			if v == "" {
+				errs = append(errs, field.Required(rp.Child(name), ""))
+			}
+		}
+	}
+	for i, f := range m.Finalizers {
+		for _, msg := range validation.IsQualifiedName(f) {
+			errs = append(errs, field.Invalid(p.Child("finalizers").Index(i), f, msg))
+		}
+	}
+	return errs
+}
+
+var restartPolicies = []string{"Always", "OnFailure", "Never"}
+
+// ValidatePodSpec checks a pod spec (also a template's).
+func ValidatePodSpec(s *v1.PodSpec, p *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	if s == nil {
+		return field.ErrorList{field.Required(p, "")}
+	}
+	if len(s.Containers) == 0 {
+		errs = append(errs, field.Required(p.Child("containers"), "at least one container is required"))
+	}
+	names := map[string]bool{}
+	for i, c := range s.Containers {
+		cp := p.Child("containers").Index(i)
+		if c.Name == "" {
+			errs = append(errs, field.Required(cp.Child("name"), ""))
+		} else {
+			for _, msg := range validation.IsDNS1123Label(c.Name) {
+				errs = append(errs, field.Invalid(cp.Child("name"), c.Name, msg))
+			}
+			if names[c.Name] {
+				errs = append(errs, field.Duplicate(cp.Child("name"), c.Name))
+			}
+			names[c.Name] = true
+		}
+		if len(c.Command) == 0 || c.Command[0] == "" {
+			errs = append(errs, field.Required(cp.Child("command"), "kubelite runs a process, not an image: give the program and its arguments"))
+		}
+		for j, e := range c.Env {
+			for _, msg := range validation.IsEnvVarName(e.Name) {
+				errs = append(errs, field.Invalid(cp.Child("env").Index(j).Child("name"), e.Name, msg))
+			}
+		}
+		errs = append(errs, validateResources(c.GetResources(), cp.Child("resources"))...)
+		ports := map[string]bool{}
+		for j, port := range c.Ports {
+			pp := cp.Child("ports").Index(j)
+			for _, msg := range validation.IsValidPortNum(int(port.ContainerPort)) {
+				errs = append(errs, field.Invalid(pp.Child("containerPort"), port.ContainerPort, msg))
+			}
+			if port.Name != "" {
+				ports[port.Name] = true
+				for _, msg := range validation.IsValidPortName(port.Name) {
+					errs = append(errs, field.Invalid(pp.Child("name"), port.Name, msg))
+				}
+			}
+			if port.Protocol != "TCP" && port.Protocol != "UDP" && port.Protocol != "SCTP" {
+				errs = append(errs, field.NotSupported(pp.Child("protocol"), port.Protocol, []string{"TCP", "UDP", "SCTP"}))
+			}
+		}
+		errs = append(errs, validateProbe(c.LivenessProbe, ports, cp.Child("livenessProbe"), true)...)
+		errs = append(errs, validateProbe(c.ReadinessProbe, ports, cp.Child("readinessProbe"), false)...)
+		errs = append(errs, validateProbe(c.StartupProbe, ports, cp.Child("startupProbe"), true)...)
+		if c.Lifecycle != nil {
+			errs = append(errs, validateHandler(c.Lifecycle.PreStop, ports, cp.Child("lifecycle", "preStop"))...)
+			errs = append(errs, validateHandler(c.Lifecycle.PostStart, ports, cp.Child("lifecycle", "postStart"))...)
+		}
+	}
+	if !contains(restartPolicies, s.RestartPolicy) {
+		errs = append(errs, field.NotSupported(p.Child("restartPolicy"), s.RestartPolicy, restartPolicies))
+	}
+	if g := s.TerminationGracePeriodSeconds; g != nil && *g < 0 {
+		errs = append(errs, field.Invalid(p.Child("terminationGracePeriodSeconds"), *g, "must be greater than or equal to 0"))
+	}
+	if d := s.ActiveDeadlineSeconds; d != nil && *d <= 0 {
+		errs = append(errs, field.Invalid(p.Child("activeDeadlineSeconds"), *d, "must be greater than 0"))
+	}
+	if s.NodeName != "" {
+		for _, msg := range validation.IsDNS1123Subdomain(s.NodeName) {
+			errs = append(errs, field.Invalid(p.Child("nodeName"), s.NodeName, msg))
+		}
+	}
+	errs = append(errs, metavalidation.ValidateLabels(s.NodeSelector, p.Child("nodeSelector"))...)
+	for i, t := range s.Tolerations {
+		tp := p.Child("tolerations").Index(i)
+		switch t.Operator {
+		case "", "Equal":
+		case "Exists":
+			if t.Value != "" {
+				errs = append(errs, field.Invalid(tp.Child("operator"), t.Value, "value must be empty when `operator` is 'Exists'"))
+			}
+		default:
+			errs = append(errs, field.NotSupported(tp.Child("operator"), t.Operator, []string{"Equal", "Exists"}))
+		}
+		if t.Key == "" && t.Operator != "Exists" {
+			errs = append(errs, field.Invalid(tp.Child("operator"), t.Operator, "operator must be Exists when `key` is empty"))
+		}
+		if t.Effect != "" {
+			errs = append(errs, validateTaintEffect(t.Effect, tp.Child("effect"))...)
+		}
+		if t.TolerationSeconds != nil && t.Effect != "NoExecute" {
+			errs = append(errs, field.Invalid(tp.Child("effect"), t.Effect, "effect must be 'NoExecute' when `tolerationSeconds` is set"))
+		}
+	}
+	vols := map[string]bool{}
+	for i, v := range s.Volumes {
+		vp := p.Child("volumes").Index(i)
+		for _, msg := range validation.IsDNS1123Label(v.Name) {
+			errs = append(errs, field.Invalid(vp.Child("name"), v.Name, msg))
+		}
+		if vols[v.Name] {
+			errs = append(errs, field.Duplicate(vp.Child("name"), v.Name))
+		}
+		vols[v.Name] = true
+	}
+	for i, c := range s.Containers {
+		for j, m := range c.VolumeMounts {
+			mp := p.Child("containers").Index(i).Child("volumeMounts").Index(j)
+			if !vols[m.Name] {
+				errs = append(errs, field.NotFound(mp.Child("name"), m.Name))
+			}
+			if m.MountPath == "" {
+				errs = append(errs, field.Required(mp.Child("mountPath"), ""))
+			}
+		}
+	}
+	return errs
+}
+
+func validateTaintEffect(e string, p *field.Path) field.ErrorList {
+	effects := []string{"NoSchedule", "PreferNoSchedule", "NoExecute"}
+	if !contains(effects, e) {
+		return field.ErrorList{field.NotSupported(p, e, effects)}
+	}
+	return nil
+}
+
+func validateResources(r *v1.ResourceRequirements, p *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	parsed := map[string]map[string]resource.Quantity{}
+	for _, part := range []struct {
+		name string
+		m    map[string]string
+	}{{"limits", r.GetLimits()}, {"requests", r.GetRequests()}} {
+		parsed[part.name] = map[string]resource.Quantity{}
+		for name, val := range part.m {
+			fp := p.Child(part.name).Key(name)
+			if name != "cpu" && name != "memory" && name != "ephemeral-storage" && name != "pods" {
+				errs = append(errs, field.NotSupported(fp, name, []string{"cpu", "memory", "ephemeral-storage"}))
+				continue
+			}
+			q, err := resource.ParseQuantity(val)
+			if err != nil {
+				errs = append(errs, field.Invalid(fp, val, "must be a quantity such as \"250m\", \"1\", \"128Mi\" or \"1G\""))
+				continue
+			}
+			if q.Sign() < 0 {
+				errs = append(errs, field.Invalid(fp, val, "must be greater than or equal to 0"))
+			}
+			parsed[part.name][name] = q
+		}
+	}
+	for name, req := range parsed["requests"] {
+		if lim, ok := parsed["limits"][name]; ok && req.Cmp(lim) > 0 {
+			errs = append(errs, field.Invalid(p.Child("requests").Key(name), req.String(), fmt.Sprintf("must be less than or equal to %s limit of %s", name, lim.String())))
+		}
+	}
+	return errs
+}
+
+func validateProbe(pr *v1.Probe, ports map[string]bool, p *field.Path, oneSuccess bool) field.ErrorList {
+	if pr == nil {
+		return nil
+	}
+	errs := validateActions(pr.Exec, pr.HttpGet, pr.TcpSocket, nil, ports, p)
+	for name, v := range map[string]int32{"initialDelaySeconds": pr.InitialDelaySeconds, "timeoutSeconds": pr.TimeoutSeconds, "periodSeconds": pr.PeriodSeconds, "successThreshold": pr.SuccessThreshold, "failureThreshold": pr.FailureThreshold} {
+		if v < 0 {
+			errs = append(errs, field.Invalid(p.Child(name), v, "must be greater than or equal to 0"))
+		}
+	}
+	if oneSuccess && pr.SuccessThreshold != 1 {
+		errs = append(errs, field.Invalid(p.Child("successThreshold"), pr.SuccessThreshold, "must be 1"))
+	}
+	return errs
+}
+
+func validateHandler(h *v1.LifecycleHandler, ports map[string]bool, p *field.Path) field.ErrorList {
+	if h == nil {
+		return nil
+	}
+	return validateActions(h.Exec, h.HttpGet, h.TcpSocket, h.Sleep, ports, p)
+}
+
+func validateActions(exec *v1.ExecAction, get *v1.HTTPGetAction, tcp *v1.TCPSocketAction, sleep *v1.SleepAction, ports map[string]bool, p *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	n := 0
+	if exec != nil {
+		n++
+		if len(exec.Command) == 0 {
+			errs = append(errs, field.Required(p.Child("exec", "command"), ""))
+		}
+	}
+	if get != nil {
+		n++
+		errs = append(errs, validatePort(get.Port, ports, p.Child("httpGet", "port"))...)
+		if get.Scheme != "HTTP" && get.Scheme != "HTTPS" {
+			errs = append(errs, field.NotSupported(p.Child("httpGet", "scheme"), get.Scheme, []string{"HTTP", "HTTPS"}))
+		}
+	}
+	if tcp != nil {
+		n++
+		errs = append(errs, validatePort(tcp.Port, ports, p.Child("tcpSocket", "port"))...)
+	}
+	if sleep != nil {
+		n++
+		if sleep.Seconds < 0 {
+			errs = append(errs, field.Invalid(p.Child("sleep", "seconds"), sleep.Seconds, "must be greater than or equal to 0"))
+		}
+	}
+	switch {
+	case n == 0:
+		errs = append(errs, field.Required(p, "must specify a handler type (exec, httpGet or tcpSocket)"))
+	case n > 1:
+		errs = append(errs, field.Forbidden(p, "may not specify more than 1 handler type"))
+	}
+	return errs
+}
+
+func validatePort(port string, names map[string]bool, p *field.Path) field.ErrorList {
+	if port == "" {
+		return field.ErrorList{field.Required(p, "")}
+	}
+	if n, err := strconv.Atoi(port); err == nil {
+		for _, msg := range validation.IsValidPortNum(n) {
+			return field.ErrorList{field.Invalid(p, port, msg)}
+		}
+		return nil
+	}
+	if !names[port] {
+		return field.ErrorList{field.Invalid(p, port, "must be a port number or the name of one of the container's ports")}
+	}
+	return nil
+}
+
+func validateNode(n *v1.Node) field.ErrorList {
+	var errs field.ErrorList
+	for i, t := range n.GetSpec().GetTaints() {
+		tp := field.NewPath("spec", "taints").Index(i)
+		for _, msg := range validation.IsQualifiedName(t.Key) {
+			errs = append(errs, field.Invalid(tp.Child("key"), t.Key, msg))
+		}
+		errs = append(errs, validateTaintEffect(t.Effect, tp.Child("effect"))...)
+	}
+	for _, part := range []struct {
+		name string
+		m    map[string]string
+	}{{"capacity", n.GetStatus().GetCapacity()}, {"allocatable", n.GetStatus().GetAllocatable()}} {
+		for name, val := range part.m {
+			if _, err := resource.ParseQuantity(val); err != nil {
+				errs = append(errs, field.Invalid(field.NewPath("status", part.name).Key(name), val, "must be a quantity"))
+			}
+		}
+	}
+	return errs
+}
+
+func validateReplicas(r *int32, p *field.Path) field.ErrorList {
+	if r != nil && *r < 0 {
+		return field.ErrorList{field.Invalid(p, *r, "must be greater than or equal to 0")}
+	}
+	return nil
+}
+
+func validateSelectorAndTemplate(sel *v1.LabelSelector, t *v1.PodTemplateSpec, p *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	if sel == nil || (len(sel.MatchLabels) == 0 && len(sel.MatchExpressions) == 0) {
+		errs = append(errs, field.Required(p.Child("selector"), "a non-empty selector is required"))
+	} else if s, err := LabelSelectorAsSelector(sel); err != nil {
+		errs = append(errs, field.Invalid(p.Child("selector"), "", err.Error()))
+	} else if t != nil && !s.Matches(labelSet(t.GetMetadata().GetLabels())) {
+		errs = append(errs, field.Invalid(p.Child("template", "metadata", "labels"), t.GetMetadata().GetLabels(), "`selector` does not match template `labels`"))
+	}
+	if t == nil {
+		return append(errs, field.Required(p.Child("template"), ""))
+	}
+	errs = append(errs, metavalidation.ValidateLabels(t.GetMetadata().GetLabels(), p.Child("template", "metadata", "labels"))...)
+	errs = append(errs, ValidatePodSpec(t.GetSpec(), p.Child("template", "spec"))...)
+	return errs
+}
+
+type labelSet map[string]string
+
+func (l labelSet) Has(k string) bool              { _, ok := l[k]; return ok }
+func (l labelSet) Get(k string) string            { return l[k] }
+func (l labelSet) Lookup(k string) (string, bool) { v, ok := l[k]; return v, ok }
+
+// ParseIntOrPercent reads a Deployment maxSurge/maxUnavailable value.
+func ParseIntOrPercent(s string) (value int, percent bool, err error) {
+	if strings.HasSuffix(s, "%") {
+		v, err := strconv.Atoi(strings.TrimSuffix(s, "%"))
+		if err != nil {
+			return 0, true, fmt.Errorf("must be an integer or a percentage such as \"25%%\"")
+		}
+		return v, true, nil
+	}
+	v, err := strconv.Atoi(s)
+	if err != nil {
+		return 0, false, fmt.Errorf("must be an integer or a percentage such as \"25%%\"")
+	}
+	return v, false, nil
+}
+
+func validateDeploymentSpec(s *v1.DeploymentSpec, p *field.Path) field.ErrorList {
+	errs := validateReplicas(s.Replicas, p.Child("replicas"))
+	errs = append(errs, validateSelectorAndTemplate(s.GetSelector(), s.GetTemplate(), p)...)
+	st := s.GetStrategy()
+	switch st.GetType() {
+	case "Recreate":
+		if st.GetRollingUpdate() != nil {
+			errs = append(errs, field.Forbidden(p.Child("strategy", "rollingUpdate"), "may not be specified when strategy `type` is 'Recreate'"))
+		}
+	case "RollingUpdate":
+		ru := st.GetRollingUpdate()
+		rp := p.Child("strategy", "rollingUpdate")
+		su, sp, err1 := ParseIntOrPercent(ru.GetMaxSurge())
+		un, up, err2 := ParseIntOrPercent(ru.GetMaxUnavailable())
+		if err1 != nil {
+			errs = append(errs, field.Invalid(rp.Child("maxSurge"), ru.GetMaxSurge(), err1.Error()))
+		}
+		if err2 != nil {
+			errs = append(errs, field.Invalid(rp.Child("maxUnavailable"), ru.GetMaxUnavailable(), err2.Error()))
+		}
+		if err1 == nil && err2 == nil {
+			if su < 0 {
+				errs = append(errs, field.Invalid(rp.Child("maxSurge"), ru.GetMaxSurge(), "must be greater than or equal to 0"))
+			}
+			if un < 0 || (up && un > 100) {
+				errs = append(errs, field.Invalid(rp.Child("maxUnavailable"), ru.GetMaxUnavailable(), "must be between 0 and 100%"))
+			}
+			if su == 0 && un == 0 {
+				errs = append(errs, field.Invalid(rp.Child("maxUnavailable"), ru.GetMaxUnavailable(), "may not be 0 when `maxSurge` is 0"))
+			}
+			_ = sp
+		}
+	default:
+		errs = append(errs, field.NotSupported(p.Child("strategy", "type"), st.GetType(), []string{"Recreate", "RollingUpdate"}))
+	}
+	if r := s.RevisionHistoryLimit; r != nil && *r < 0 {
+		errs = append(errs, field.Invalid(p.Child("revisionHistoryLimit"), *r, "must be greater than or equal to 0"))
+	}
+	if d := s.ProgressDeadlineSeconds; d != nil && *d <= s.MinReadySeconds {
+		errs = append(errs, field.Invalid(p.Child("progressDeadlineSeconds"), *d, "must be greater than minReadySeconds"))
+	}
+	return errs
+}
+
+func validateStatefulSetSpec(s *v1.StatefulSetSpec, p *field.Path) field.ErrorList {
+	errs := validateReplicas(s.Replicas, p.Child("replicas"))
+	errs = append(errs, validateSelectorAndTemplate(s.GetSelector(), s.GetTemplate(), p)...)
+	if pm := s.GetPodManagementPolicy(); pm != "OrderedReady" && pm != "Parallel" {
+		errs = append(errs, field.NotSupported(p.Child("podManagementPolicy"), pm, []string{"OrderedReady", "Parallel"}))
+	}
+	us := s.GetUpdateStrategy()
+	switch us.GetType() {
+	case "OnDelete":
+	case "RollingUpdate":
+		ru := us.GetRollingUpdate()
+		if ru.Partition != nil && *ru.Partition < 0 {
+			errs = append(errs, field.Invalid(p.Child("updateStrategy", "rollingUpdate", "partition"), *ru.Partition, "must be greater than or equal to 0"))
+		}
+		if mu := ru.GetMaxUnavailable(); mu != "" {
+			v, _, err := ParseIntOrPercent(mu)
+			if err != nil || v < 1 {
+				errs = append(errs, field.Invalid(p.Child("updateStrategy", "rollingUpdate", "maxUnavailable"), mu, "must be at least 1 or a positive percentage"))
+			}
+		}
+	default:
+		errs = append(errs, field.NotSupported(p.Child("updateStrategy", "type"), us.GetType(), []string{"RollingUpdate", "OnDelete"}))
+	}
+	pol := s.GetPersistentVolumeClaimRetentionPolicy()
+	for name, v := range map[string]string{"whenDeleted": pol.GetWhenDeleted(), "whenScaled": pol.GetWhenScaled()} {
+		if v != "Retain" && v != "Delete" {
+			errs = append(errs, field.NotSupported(p.Child("persistentVolumeClaimRetentionPolicy", name), v, []string{"Retain", "Delete"}))
+		}
+	}
+	for i, c := range s.VolumeClaimTemplates {
+		for _, msg := range validation.IsDNS1123Label(c.GetMetadata().GetName()) {
+			errs = append(errs, field.Invalid(p.Child("volumeClaimTemplates").Index(i).Child("metadata", "name"), c.GetMetadata().GetName(), msg))
+		}
+	}
+	return errs
+}
