@@ -1,0 +1,254 @@
+package client
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/kubelite/kubelite/internal/api"
+	v1 "github.com/kubelite/kubelite/proto/kubelite/v1"
+)
+
+// Handler receives an informer's changes. Handlers run on the informer's
+// goroutine and should only enqueue work. Objects are shared with the cache:
+// never mutate them; proto.Clone first.
+type Handler[T api.Object] struct {
+	OnAdd    func(obj T)
+	OnUpdate func(oldObj, newObj T)
+	OnDelete func(obj T)
+}
+
+// Informer lists and watches one kind, keeps a local cache, and calls its
+// handlers on every change. A watch that ends is reopened from the last
+// resourceVersion; a "too old resource version" relists (the client-go
+// Reflector's rules).
+type Informer[T api.Object] struct {
+	res *Resource[T]
+	req *v1.ListRequest
+
+	mu       sync.RWMutex // guards items, rv, synced and handlers
+	items    map[string]T
+	rv       string
+	synced   bool
+	handlers []Handler[T]
+	syncCh   chan struct{}
+}
+
+// NewInformer watches the objects res serves that req selects (namespace,
+// labelSelector, fieldSelector); req may be nil for all.
+func NewInformer[T api.Object](res *Resource[T], req *v1.ListRequest) *Informer[T] {
+	if req == nil {
+		req = &v1.ListRequest{}
+	}
+	return &Informer[T]{res: res, req: req, items: map[string]T{}, syncCh: make(chan struct{})}
+}
+
+// AddHandler registers a handler; it first sees ADDs for the cached objects.
+func (i *Informer[T]) AddHandler(h Handler[T]) {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	i.handlers = append(i.handlers, h)
+	if h.OnAdd != nil {
+		for _, o := range i.items {
+			h.OnAdd(o)
+		}
+	}
+}
+
+// Run lists and watches until ctx ends.
+func (i *Informer[T]) Run(ctx context.Context) {
+	backoff := 100 * time.Millisecond
+	needList := true
+	for ctx.Err() == nil {
+		if needList {
+			if err := i.relist(ctx); err != nil {
+				if ctx.Err() == nil {
+					slog.Warn("informer: list failed", "resource", i.res.kind.Resource, "err", Message(err), "retry_in", backoff)
+				}
+				sleep(ctx, backoff)
+				backoff = min(backoff*2, 5*time.Second)
+				continue
+			}
+			needList = false
+		}
+		err := i.watch(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		if IsTooOld(err) {
+			slog.Info("informer: relisting", "resource", i.res.kind.Resource, "reason", Message(err))
+			needList = true
+			continue
+		}
+		if err != nil {
+			slog.Debug("informer: watch ended", "resource", i.res.kind.Resource, "err", Message(err))
+			sleep(ctx, backoff)
+			backoff = min(backoff*2, 5*time.Second)
+			continue
+		}
+		backoff = 100 * time.Millisecond
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	select {
+	case <-ctx.Done():
+	case <-time.After(d):
+	}
+}
+
+// relist replaces the cache with a fresh list, telling handlers the difference.
+func (i *Informer[T]) relist(ctx context.Context) error {
+	items, rv, err := i.res.List(ctx, i.req)
+	if err != nil {
+		return err
+	}
+	fresh := make(map[string]T, len(items))
+	for _, o := range items {
+		fresh[api.NamespacedName(o)] = o
+	}
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	old := i.items
+	i.items = fresh
+	i.rv = rv
+	for key, o := range fresh {
+		if prev, ok := old[key]; ok {
+			if prev.GetMetadata().GetResourceVersion() != o.GetMetadata().GetResourceVersion() {
+				i.notify(func(h Handler[T]) {
+					if h.OnUpdate != nil {
+						h.OnUpdate(prev, o)
+					}
+				})
+			}
+			continue
+		}
+		i.notify(func(h Handler[T]) {
+			if h.OnAdd != nil {
+				h.OnAdd(o)
+			}
+		})
+	}
+	for key, o := range old {
+		if _, ok := fresh[key]; !ok {
+			i.notify(func(h Handler[T]) {
+				if h.OnDelete != nil {
+					h.OnDelete(o)
+				}
+			})
+		}
+	}
+	if !i.synced {
+		i.synced = true
+		close(i.syncCh)
+	}
+	return nil
+}
+
+func (i *Informer[T]) notify(f func(Handler[T])) {
+	for _, h := range i.handlers {
+		f(h)
+	}
+}
+
+// watch follows changes from the cached resourceVersion until the stream ends.
+func (i *Informer[T]) watch(ctx context.Context) error {
+	i.mu.RLock()
+	rv := i.rv
+	i.mu.RUnlock()
+	w, err := i.res.Watch(ctx, &v1.WatchRequest{
+		Namespace: i.req.Namespace, LabelSelector: i.req.LabelSelector, FieldSelector: i.req.FieldSelector, ResourceVersion: rv,
+	})
+	if err != nil {
+		return err
+	}
+	defer w.Stop()
+	for {
+		typ, o, err := w.Recv()
+		if err != nil {
+			return err
+		}
+		i.apply(typ, o)
+	}
+}
+
+func (i *Informer[T]) apply(typ string, o T) {
+	key := api.NamespacedName(o)
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	i.rv = o.GetMetadata().GetResourceVersion()
+	prev, had := i.items[key]
+	switch typ {
+	case "ADDED", "MODIFIED":
+		i.items[key] = o
+		if had {
+			i.notify(func(h Handler[T]) {
+				if h.OnUpdate != nil {
+					h.OnUpdate(prev, o)
+				}
+			})
+		} else {
+			i.notify(func(h Handler[T]) {
+				if h.OnAdd != nil {
+					h.OnAdd(o)
+				}
+			})
+		}
+	case "DELETED":
+		delete(i.items, key)
+		i.notify(func(h Handler[T]) {
+			if h.OnDelete != nil {
+				h.OnDelete(o)
+			}
+		})
+	}
+}
+
+// HasSynced reports whether the first list has completed.
+func (i *Informer[T]) HasSynced() bool {
+	select {
+	case <-i.syncCh:
+		return true
+	default:
+		return false
+	}
+}
+
+// WaitForSync blocks until the first list completes or ctx ends.
+func (i *Informer[T]) WaitForSync(ctx context.Context) bool {
+	select {
+	case <-i.syncCh:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// Get returns the cached object "ns/name" (or "name" if cluster-scoped).
+func (i *Informer[T]) Get(key string) (T, bool) {
+	i.mu.RLock()
+	defer i.mu.RUnlock()
+	o, ok := i.items[key]
+	return o, ok
+}
+
+// List returns the cached objects for which keep returns true (all if nil).
+func (i *Informer[T]) List(keep func(T) bool) []T {
+	i.mu.RLock()
+	defer i.mu.RUnlock()
+	out := make([]T, 0, len(i.items))
+	for _, o := range i.items {
+		if keep == nil || keep(o) {
+			out = append(out, o)
+		}
+	}
+	return out
+}
+
+// ResourceVersion is the revision the cache reflects.
+func (i *Informer[T]) ResourceVersion() string {
+	i.mu.RLock()
+	defer i.mu.RUnlock()
+	return i.rv
+}
