@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# Starts a local kubelite cluster in the background: builds what is missing or
+# stale, starts the components on 127.0.0.1, waits until the apiserver
+# answers and writes the CLI config. Running it again while the cluster runs
+# changes nothing. Stop it with scripts/down.sh.
+#
+# Overridable: KUBELITE_STATE (state folder, default .state), KUBELITE_API_PORT
+# (6443), KUBELITE_ETCD_PORT (2379), KUBELITE_ETCD_PEER_PORT (2380),
+# KUBELITE_METRICS_PORT (10251), KUBELITE_CONFIG (CLI config file, default
+# ~/.kubelite/config).
+set -euo pipefail
+repo="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$repo"
+state="${KUBELITE_STATE:-$repo/.state}"
+api_port="${KUBELITE_API_PORT:-6443}"
+etcd_port="${KUBELITE_ETCD_PORT:-2379}"
+peer_port="${KUBELITE_ETCD_PEER_PORT:-2380}"
+metrics_port="${KUBELITE_METRICS_PORT:-10251}"
+config="${KUBELITE_CONFIG:-$HOME/.kubelite/config}"
+mkdir -p "$state/pids" "$state/logs"
+
+alive() { # alive NAME: the pid file names a live process of ours
+  local f="$state/pids/$1.pid" pid
+  [ -f "$f" ] || return 1
+  pid=$(cat "$f")
+  [ -n "$pid" ] && [ -r "/proc/$pid/cmdline" ] && tr '\0' ' ' < "/proc/$pid/cmdline" | grep -q "bin/$1"
+}
+
+start() { # start NAME ARGS...: run bin/NAME in the background, logging to the state folder
+  local name=$1; shift
+  if alive "$name"; then
+    echo "up: $name already running (pid $(cat "$state/pids/$name.pid"))"
+    return
+  fi
+  nohup "$repo/bin/$name" "$@" >>"$state/logs/$name.log" 2>&1 </dev/null &
+  echo $! >"$state/pids/$name.pid"
+  echo "up: started $name (pid $!, log $state/logs/$name.log)"
+}
+
+command -v go >/dev/null || { echo "up: Go is needed to build kubelite (https://go.dev/dl)" >&2; exit 2; }
+scripts/build.sh
+
+start apiserver --listen "127.0.0.1:$api_port" --data-dir "$state/apiserver" \
+  --etcd-client-url "http://127.0.0.1:$etcd_port" --etcd-peer-url "http://127.0.0.1:$peer_port" \
+  --metrics-addr "127.0.0.1:$metrics_port"
+
+export KUBELITE_SERVER="127.0.0.1:$api_port"
+for i in $(seq 1 120); do
+  if bin/kubectl-lite get nodes >/dev/null 2>&1; then break; fi
+  if ! alive apiserver; then
+    echo "up: the apiserver exited; its log ($state/logs/apiserver.log) ends with:" >&2
+    tail -n 15 "$state/logs/apiserver.log" >&2
+    exit 1
+  fi
+  sleep 0.5
+  [ "$i" = 120 ] && { echo "up: the apiserver did not answer on 127.0.0.1:$api_port within 60s; see $state/logs/apiserver.log" >&2; exit 1; }
+done
+
+mkdir -p "$(dirname "$config")"
+cat >"$config" <<CFG
+server: 127.0.0.1:$api_port
+etcdEndpoints:
+- 127.0.0.1:$etcd_port
+CFG
+
+cat <<MSG
+
+kubelite is up: apiserver on 127.0.0.1:$api_port, embedded etcd on 127.0.0.1:$etcd_port.
+State and logs: $state   CLI config: $config
+
+  export PATH="$repo/bin:\$PATH"
+  kubectl-lite apply -f deploy/examples/pod.yaml
+  kubectl-lite get pods -w
+  etcdctl-lite get --prefix /registry/pods
+  kubectl-lite delete pod web
+
+Stop it with scripts/down.sh.
+MSG
