@@ -482,7 +482,7 @@ func (s *Store) gracePeriod(cur api.Object, opts *v1.DeleteOptions) int64 {
 	if g := pod.GetSpec().TerminationGracePeriodSeconds; g != nil {
 		grace = *g
 	}
-	if opts.GracePeriodSeconds != nil {
+	if opts != nil && opts.GracePeriodSeconds != nil {
 		grace = *opts.GracePeriodSeconds
 	}
 	if grace < 0 {

@@ -5,10 +5,13 @@ package server
 import (
 	"context"
 	"errors"
+	"log/slog"
+	"runtime/debug"
 	"strconv"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
@@ -56,8 +59,14 @@ func unaryMethod[Req proto.Message](k *api.Kind, name string, newReq func() Req,
 			if err := dec(req); err != nil {
 				return nil, err
 			}
-			h := func(ctx context.Context, r any) (any, error) {
-				resp, err := call(ctx, r.(Req))
+			h := func(ctx context.Context, r any) (resp any, err error) {
+				defer func() {
+					if p := recover(); p != nil {
+						slog.Error("panic in handler", "method", k.Method(name), "panic", p, "stack", string(debug.Stack()))
+						resp, err = nil, status.Errorf(codes.Internal, "internal error in %s", k.Method(name))
+					}
+				}()
+				resp, err = call(ctx, r.(Req))
 				if err != nil {
 					return nil, toStatus(err)
 				}
@@ -146,7 +155,7 @@ func watch(s *registry.Store, stream grpc.ServerStream) error {
 	}
 	defer w.Stop()
 	// Headers go out at once so a client knows the watch is established.
-	if err := stream.SendHeader(nil); err != nil {
+	if err := stream.SendHeader(metadata.Pairs("kubelite-watch", "established")); err != nil {
 		return err
 	}
 	send := func(ev registry.Event) error {

@@ -18,6 +18,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/server/v3/embed"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -203,6 +204,7 @@ func StartEmbeddedEtcd(dataDir, clientURL, peerURL string) (*embed.Etcd, error) 
 	cfg.InitialCluster = cfg.InitialClusterFromName(cfg.Name)
 	cfg.LogLevel = "error"
 	cfg.Logger = "zap"
+	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(quietEtcdLogger())
 	e, err := embed.StartEtcd(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("embedded etcd (client %s, peer %s, data %s): %w", clientURL, peerURL, cfg.Dir, err)
@@ -250,4 +252,30 @@ func (m *metrics) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerI
 	m.watches.Inc()
 	defer m.watches.Dec()
 	return h(srv, ss)
+}
+
+// quietEtcdLogger logs the embedded etcd's errors to stderr, minus the
+// "setting up serving ... failed" lines every normal shutdown prints (their
+// listeners were closed on purpose); a real start failure still surfaces
+// through embed.Etcd.Err and ReadyNotify.
+func quietEtcdLogger() *zap.Logger {
+	enc := zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig())
+	core := zapcore.NewCore(enc, zapcore.Lock(os.Stderr), zapcore.ErrorLevel)
+	return zap.New(&dropMessage{Core: core, msg: "setting up serving from embedded etcd failed."})
+}
+
+type dropMessage struct {
+	zapcore.Core
+	msg string
+}
+
+func (d *dropMessage) With(f []zapcore.Field) zapcore.Core {
+	return &dropMessage{Core: d.Core.With(f), msg: d.msg}
+}
+
+func (d *dropMessage) Check(e zapcore.Entry, ce *zapcore.CheckedEntry) *zapcore.CheckedEntry {
+	if e.Message == d.msg {
+		return ce
+	}
+	return d.Core.Check(e, ce)
 }

@@ -166,7 +166,15 @@ func (r *Resource[T]) Watch(ctx context.Context, req *v1.WatchRequest) (*WatchSt
 		return nil, err
 	}
 	// The server sends headers once the watch is registered, or fails it.
-	if _, err := s.Header(); err != nil {
+	md, err := s.Header()
+	if err == nil && md == nil {
+		// The stream ended before headers: RecvMsg yields its status.
+		err = s.RecvMsg(r.kind.NewWatchEvent())
+		if err == nil || err == io.EOF {
+			err = status.Error(codes.Unavailable, "watch closed by the server before it started")
+		}
+	}
+	if err != nil {
 		cancel()
 		return nil, err
 	}

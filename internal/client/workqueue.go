@@ -18,4 +18,3 @@ func NewQueue(name string) Queue {
 		workqueue.TypedRateLimitingQueueConfig[string]{Name: name},
 	)
 }
-
