@@ -45,13 +45,14 @@ type watchCache struct {
 	ready chan struct{}
 
 	mu       sync.Mutex // guards the fields below
-	ring     []change   // the last len(ring) changes, oldest first
-	fromRev  int64      // every change after fromRev is in ring
+	ring     []change   // circular: the last n changes, oldest at ring[head]
+	head, n  int
+	fromRev  int64 // every change after fromRev is in the ring
 	watchers map[*Watcher]struct{}
 }
 
 func newWatchCache(s *Store, size int) *watchCache {
-	return &watchCache{store: s, size: size, ready: make(chan struct{}), watchers: map[*Watcher]struct{}{}}
+	return &watchCache{store: s, size: size, ring: make([]change, size), ready: make(chan struct{}), watchers: map[*Watcher]struct{}{}}
 }
 
 // run follows the resource's key prefix in etcd until ctx ends. If etcd's
@@ -98,7 +99,8 @@ func (c *watchCache) run(ctx context.Context) {
 func (c *watchCache) reset(rev int64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.ring = c.ring[:0]
+	clear(c.ring)
+	c.head, c.n = 0, 0
 	c.fromRev = rev
 	for w := range c.watchers {
 		w.stop(newError(ErrTooOld, "too old resource version: the watch cache of %s restarted; relist", c.store.kind.Resource))
@@ -133,11 +135,14 @@ func (c *watchCache) apply(ev *clientv3.Event) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if len(c.ring) >= c.size {
-		c.fromRev = c.ring[0].rev
-		c.ring = append(c.ring[:0], c.ring[1:]...)
+	if c.n == c.size {
+		c.fromRev = c.ring[c.head].rev
+		c.ring[c.head] = ch
+		c.head = (c.head + 1) % c.size
+	} else {
+		c.ring[(c.head+c.n)%c.size] = ch
+		c.n++
 	}
-	c.ring = append(c.ring, ch)
 	for w := range c.watchers {
 		if !w.send(ch) {
 			delete(c.watchers, w)
@@ -273,15 +278,18 @@ func (s *Store) Watch(ctx context.Context, sel *api.Selector, resourceVersion st
 	if w.after < c.fromRev {
 		return nil, newError(ErrTooOld, "too old resource version: %d (%d)", w.after, c.fromRev+1)
 	}
-	for _, ch := range c.ring {
+	for i := 0; i < c.n; i++ {
+		ch := c.ring[(c.head+i)%c.size]
 		if ch.rev > w.after {
 			if ev, ok := w.translate(ch); ok {
 				w.initial = append(w.initial, ev)
 			}
 		}
 	}
-	if len(c.ring) > 0 && c.ring[len(c.ring)-1].rev > w.after {
-		w.after = c.ring[len(c.ring)-1].rev
+	if c.n > 0 {
+		if last := c.ring[(c.head+c.n-1)%c.size].rev; last > w.after {
+			w.after = last
+		}
 	}
 	c.watchers[w] = struct{}{}
 	return w, nil

@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/server/v3/embed"
+	"go.etcd.io/etcd/server/v3/etcdserver/api/v3client"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"google.golang.org/grpc"
@@ -84,6 +85,7 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	endpoints := cfg.EtcdEndpoints
+	var client *clientv3.Client
 	if len(endpoints) == 0 {
 		e, err := StartEmbeddedEtcd(cfg.DataDir, cfg.EtcdClientURL, cfg.EtcdPeerURL)
 		if err != nil {
@@ -92,20 +94,25 @@ func Run(ctx context.Context, cfg Config) error {
 		defer e.Close()
 		endpoints = []string{e.Clients[0].Addr().String()}
 		slog.Info("embedded etcd ready", "client_url", "http://"+endpoints[0], "data_dir", cfg.DataDir)
-	}
-	client, err := clientv3.New(clientv3.Config{
-		Endpoints:   endpoints,
-		DialTimeout: 5 * time.Second,
-		Logger:      zap.NewNop(),
-		// Watches and lists of many objects exceed the 4 MiB default.
-		MaxCallRecvMsgSize: 512 << 20,
-	})
-	if err != nil {
-		return fmt.Errorf("etcd client for %v: %w", endpoints, err)
+		// In-process calls: no socket and no serialisation between the
+		// apiserver and its own etcd. Others use the client URL.
+		client = v3client.New(e.Server)
+	} else {
+		c, err := clientv3.New(clientv3.Config{
+			Endpoints:   endpoints,
+			DialTimeout: 5 * time.Second,
+			Logger:      zap.NewNop(),
+			// Watches and lists of many objects exceed the 4 MiB default.
+			MaxCallRecvMsgSize: 512 << 20,
+		})
+		if err != nil {
+			return fmt.Errorf("etcd client for %v: %w", endpoints, err)
+		}
+		client = c
 	}
 	defer client.Close()
 	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	_, err = client.Get(sctx, "health-check")
+	_, err := client.Get(sctx, "health-check")
 	cancel()
 	if err != nil {
 		return fmt.Errorf("etcd at %v does not answer: %w", endpoints, err)

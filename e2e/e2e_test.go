@@ -1,0 +1,251 @@
+// Package e2e starts the real binaries through the real scripts and drives
+// them with the real CLIs, as a user would.
+package e2e
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+var repo string
+
+func TestMain(m *testing.M) {
+	wd, _ := os.Getwd()
+	repo = filepath.Dir(wd)
+	os.Exit(m.Run())
+}
+
+func freePort(t *testing.T) int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// cluster is one scripts/up.sh cluster with its own state, ports and config.
+type cluster struct {
+	t     *testing.T
+	env   []string
+	state string
+}
+
+func startCluster(t *testing.T) *cluster {
+	t.Helper()
+	dir := t.TempDir()
+	c := &cluster{t: t, state: filepath.Join(dir, "state")}
+	c.env = append(os.Environ(),
+		"KUBELITE_STATE="+c.state,
+		"KUBELITE_CONFIG="+filepath.Join(dir, "config"),
+		"KUBELITE_API_PORT="+strconv.Itoa(freePort(t)),
+		"KUBELITE_ETCD_PORT="+strconv.Itoa(freePort(t)),
+		"KUBELITE_ETCD_PEER_PORT="+strconv.Itoa(freePort(t)),
+		"KUBELITE_METRICS_PORT="+strconv.Itoa(freePort(t)),
+		"KUBELITE_SERVER=", "ETCDCTL_ENDPOINTS=",
+	)
+	out, code := c.run("scripts/up.sh")
+	if code != 0 {
+		t.Fatalf("scripts/up.sh failed (%d):\n%s", code, out)
+	}
+	t.Cleanup(c.down)
+	return c
+}
+
+// run runs a command from the repo and returns its combined output and exit code.
+func (c *cluster) run(name string, args ...string) (string, int) {
+	c.t.Helper()
+	cmd := exec.Command(filepath.Join(repo, name), args...)
+	cmd.Dir = repo
+	cmd.Env = c.env
+	var b bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &b, &b
+	err := cmd.Run()
+	if ee, ok := err.(*exec.ExitError); ok {
+		return b.String(), ee.ExitCode()
+	}
+	if err != nil {
+		c.t.Fatalf("%s: %v", name, err)
+	}
+	return b.String(), 0
+}
+
+func (c *cluster) must(name string, args ...string) string {
+	c.t.Helper()
+	out, code := c.run(name, args...)
+	if code != 0 {
+		c.t.Fatalf("%s %s: exit %d\n%s", name, strings.Join(args, " "), code, out)
+	}
+	return out
+}
+
+func (c *cluster) kubectl(args ...string) string { return c.must("bin/kubectl-lite", args...) }
+
+func (c *cluster) pids() []int {
+	var out []int
+	files, _ := filepath.Glob(filepath.Join(c.state, "pids", "*.pid"))
+	for _, f := range files {
+		b, _ := os.ReadFile(f)
+		if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
+			out = append(out, pid)
+		}
+	}
+	return out
+}
+
+// down runs scripts/down.sh and checks that every process it started is gone.
+func (c *cluster) down() {
+	pids := c.pids()
+	if out, code := c.run("scripts/down.sh"); code != 0 {
+		c.t.Errorf("scripts/down.sh failed (%d):\n%s", code, out)
+	}
+	for _, pid := range pids {
+		if running(pid) {
+			c.t.Errorf("pid %d still runs after scripts/down.sh; killing it", pid)
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}
+}
+
+// running reports a live process: a zombie waiting for PID 1 to reap it
+// (our daemons are orphans once up.sh exits) has stopped running.
+func running(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	return i < 0 || len(s) < i+3 || s[i+2] != 'Z'
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+const manifest = `apiVersion: v1
+kind: Pod
+metadata:
+  name: web
+  labels: {app: web}
+spec:
+  containers:
+  - name: main
+    command: [sleep, "3600"]
+    resources: {requests: {cpu: 100m, memory: 16Mi}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: pinned}
+spec:
+  nodeName: node-1
+  terminationGracePeriodSeconds: 120
+  containers: [{name: main, command: [sleep, "3600"]}]
+`
+
+func TestPodStoryThroughTheCLIs(t *testing.T) {
+	c := startCluster(t)
+	// up.sh run twice is harmless.
+	if out := c.must("scripts/up.sh"); !strings.Contains(out, "already running") {
+		t.Errorf("second up.sh did not notice the running cluster:\n%s", out)
+	}
+	f := filepath.Join(t.TempDir(), "pods.yaml")
+	if err := os.WriteFile(f, []byte(manifest), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out := c.kubectl("apply", "-f", f); !strings.Contains(out, "pod/web created") || !strings.Contains(out, "pod/pinned created") {
+		t.Fatalf("apply said:\n%s", out)
+	}
+	if out := c.kubectl("apply", "-f", f); !strings.Contains(out, "pod/web unchanged") {
+		t.Errorf("second apply said:\n%s", out)
+	}
+	out := c.kubectl("get", "pods")
+	for _, want := range []string{"NAME", "READY", "STATUS", "RESTARTS", "AGE", "web", "Pending"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("get pods lacks %q:\n%s", want, out)
+		}
+	}
+	if out := c.kubectl("get", "pods", "-l", "app=web", "-o", "name"); strings.TrimSpace(out) != "pod/web" {
+		t.Errorf("get -l app=web -o name = %q", out)
+	}
+
+	// The stored object, read from etcd directly and decoded.
+	key := c.must("bin/etcdctl-lite", "get", "--prefix", "--keys-only", "/registry/pods")
+	if !strings.Contains(key, "/registry/pods/default/web") {
+		t.Fatalf("etcdctl-lite keys:\n%s", key)
+	}
+	val := c.must("bin/etcdctl-lite", "get", "/registry/pods/default/web", "-o", "json")
+	for _, want := range []string{`"kind": "Pod"`, `"phase": "Pending"`, `"restartPolicy": "Always"`} {
+		if !strings.Contains(val, want) {
+			t.Errorf("etcdctl-lite value lacks %s:\n%s", want, val)
+		}
+	}
+
+	// A bound pod is deleted gracefully: it stays, shown Terminating.
+	if out := c.kubectl("delete", "pod", "pinned", "--wait=false"); !strings.Contains(out, `pod "pinned" deleted`) {
+		t.Errorf("delete said:\n%s", out)
+	}
+	if out := c.kubectl("get", "pod", "pinned"); !strings.Contains(out, "Terminating") {
+		t.Errorf("a gracefully deleted pod is not shown Terminating:\n%s", out)
+	}
+	if out := c.kubectl("describe", "pod", "pinned"); !strings.Contains(out, "Terminating (lasts") {
+		t.Errorf("describe lacks the termination:\n%s", out)
+	}
+	if out := c.kubectl("delete", "pod", "pinned", "--grace-period=0", "--force"); !strings.Contains(out, "force deleted") {
+		t.Errorf("force delete said:\n%s", out)
+	}
+
+	// The unbound pod goes at once; its key leaves etcd.
+	if out := c.kubectl("delete", "pod", "web"); !strings.Contains(out, `pod "web" deleted`) {
+		t.Errorf("delete said:\n%s", out)
+	}
+	if keys := c.must("bin/etcdctl-lite", "get", "--prefix", "--keys-only", "/registry/pods"); strings.TrimSpace(keys) != "" {
+		t.Errorf("keys left after deleting every pod:\n%s", keys)
+	}
+}
+
+func TestExitCodesAndMessages(t *testing.T) {
+	c := startCluster(t)
+	for _, tc := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"get"}, 2, "you must specify the type of resource"},
+		{[]string{"get", "widgets"}, 2, `doesn't have a resource type "widgets"`},
+		{[]string{"get", "pods", "--bogus"}, 2, "unknown flag"},
+		{[]string{"get", "pod", "nope"}, 1, `Error from server (NotFound): pods "nope" not found`},
+		{[]string{"get", "pods", "--server", "127.0.0.1:1"}, 1, "127.0.0.1:1 (from --server) cannot be reached"},
+		{[]string{"delete", "pod"}, 2, "no name was specified"},
+	} {
+		out, code := c.run("bin/kubectl-lite", tc.args...)
+		if code != tc.code || !strings.Contains(out, tc.want) {
+			t.Errorf("kubectl-lite %s: exit %d (want %d), output:\n%s\n(want it to contain %q)", strings.Join(tc.args, " "), code, tc.code, out, tc.want)
+		}
+	}
+	bad := filepath.Join(t.TempDir(), "bad.yaml")
+	os.WriteFile(bad, []byte("apiVersion: v1\nkind: Pod\nmetadata: {name: x}\nspec:\n  containers:\n  - name: c\n    comand: [x]\n"), 0o644)
+	out, code := c.run("bin/kubectl-lite", "apply", "-f", bad)
+	if code != 1 || !strings.Contains(out, `unknown field "spec.containers[0].comand"`) {
+		t.Errorf("unknown field: exit %d:\n%s", code, out)
+	}
+	if keys := c.must("bin/etcdctl-lite", "get", "--prefix", "--keys-only", "/registry/pods"); strings.TrimSpace(keys) != "" {
+		t.Errorf("a rejected manifest left keys:\n%s", keys)
+	}
+}
