@@ -1,0 +1,502 @@
+// Package runtime runs containers as OS processes, each under a
+// kubelet-shim: start, signal, kill, logs on disk, and recovery of running
+// containers after a kubelet restart. Everything it knows is on disk under
+// Root, so a restarted kubelet rebuilds it:
+//
+//	<root>/<pod uid>/containers/<name>/<attempt>/{spec,state,status}.json
+//	<root>/<pod uid>/logs/<name>/<attempt>.log
+package runtime
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// ShimSpec is spec.json, read by kubelet-shim (kubelet/shim.Spec).
+type ShimSpec struct {
+	Command      []string `json:"command"`
+	Env          []string `json:"env"`
+	WorkingDir   string   `json:"workingDir"`
+	LogPath      string   `json:"logPath"`
+	TrackCgroup  string   `json:"trackCgroup,omitempty"`
+	LimitCgroups []string `json:"limitCgroups,omitempty"`
+	MemoryCgroup string   `json:"memoryCgroup,omitempty"`
+}
+
+type shimState struct {
+	Pid       int    `json:"pid"`
+	Pgid      int    `json:"pgid"`
+	StartTime uint64 `json:"startTime"`
+	StartedAt string `json:"startedAt"`
+	ShimPid   int    `json:"shimPid"`
+}
+
+type shimStatus struct {
+	StartError string `json:"startError,omitempty"`
+	ExitCode   int    `json:"exitCode"`
+	Signal     int    `json:"signal,omitempty"`
+	OOMKilled  bool   `json:"oomKilled,omitempty"`
+	FinishedAt string `json:"finishedAt"`
+}
+
+// ContainerSpec is one container start.
+type ContainerSpec struct {
+	PodUID     string
+	Name       string
+	Command    []string // command followed by args
+	Env        []string
+	WorkingDir string
+	// MemoryLimit in bytes and CPULimit in millicores; 0 means none.
+	MemoryLimit int64
+	CPULimit    int64
+}
+
+// Container is one attempt (start) of a container. Exited and the fields
+// after it are set once, when the process has ended.
+type Container struct {
+	PodUID    string
+	Name      string
+	Attempt   int
+	Pid       int
+	StartedAt time.Time
+	LogPath   string
+
+	mu         sync.Mutex // guards the fields below
+	exited     bool
+	exitCode   int
+	signal     int
+	oomKilled  bool
+	finishedAt time.Time
+	done       chan struct{}
+	dir        string
+	pgid       int
+	startTime  uint64
+}
+
+// Exit is how a container ended.
+type Exit struct {
+	Code       int
+	Signal     int
+	OOMKilled  bool
+	FinishedAt time.Time
+}
+
+// Exited returns the exit, if the process has ended.
+func (c *Container) Exited() (Exit, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return Exit{Code: c.exitCode, Signal: c.signal, OOMKilled: c.oomKilled, FinishedAt: c.finishedAt}, c.exited
+}
+
+// Done is closed when the process has ended.
+func (c *Container) Done() <-chan struct{} { return c.done }
+
+func (c *Container) setExit(s shimStatus) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.exited {
+		return
+	}
+	c.exited = true
+	c.exitCode, c.signal, c.oomKilled = s.ExitCode, s.Signal, s.OOMKilled
+	c.finishedAt, _ = time.Parse(time.RFC3339Nano, s.FinishedAt)
+	if c.finishedAt.IsZero() {
+		c.finishedAt = time.Now()
+	}
+	close(c.done)
+}
+
+// Config configures a Runtime.
+type Config struct {
+	Root     string // the pods folder
+	ShimPath string // the kubelet-shim binary
+	Cgroups  *Cgroups
+	// OnExit is called (from any goroutine) when a container exits.
+	OnExit func(podUID string)
+}
+
+// Runtime starts and tracks containers.
+type Runtime struct {
+	cfg Config
+
+	mu         sync.Mutex // guards containers
+	containers map[string][]*Container // pod uid/name -> attempts, oldest first
+}
+
+// New returns a runtime; call Recover before starting anything.
+func New(cfg Config) (*Runtime, error) {
+	if cfg.Root == "" || cfg.ShimPath == "" {
+		return nil, errors.New("runtime: Root and ShimPath are required")
+	}
+	if _, err := os.Stat(cfg.ShimPath); err != nil {
+		return nil, fmt.Errorf("--shim %s: %w (build it with scripts/build.sh)", cfg.ShimPath, err)
+	}
+	if err := os.MkdirAll(cfg.Root, 0o755); err != nil {
+		return nil, err
+	}
+	return &Runtime{cfg: cfg, containers: map[string][]*Container{}}, nil
+}
+
+func key(uid, name string) string { return uid + "/" + name }
+
+// PodDir is the pod's own folder (the default working directory).
+func (r *Runtime) PodDir(uid string) string { return filepath.Join(r.cfg.Root, uid) }
+
+func (r *Runtime) attemptDir(uid, name string, attempt int) string {
+	return filepath.Join(r.cfg.Root, uid, "containers", name, strconv.Itoa(attempt))
+}
+
+// LogPath is the log file of one attempt.
+func (r *Runtime) LogPath(uid, name string, attempt int) string {
+	return filepath.Join(r.cfg.Root, uid, "logs", name, strconv.Itoa(attempt)+".log")
+}
+
+// StartError is a container that could not be started (RunContainerError).
+type StartError struct{ Msg string }
+
+func (e *StartError) Error() string { return e.Msg }
+
+// Start starts the next attempt of a container and returns once the process
+// runs (or could not start: *StartError).
+func (r *Runtime) Start(ctx context.Context, spec ContainerSpec) (*Container, error) {
+	r.mu.Lock()
+	attempt := len(r.containers[key(spec.PodUID, spec.Name)])
+	r.mu.Unlock()
+	dir := r.attemptDir(spec.PodUID, spec.Name, attempt)
+	logPath := r.LogPath(spec.PodUID, spec.Name, attempt)
+	for _, d := range []string{dir, filepath.Dir(logPath)} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return nil, err
+		}
+	}
+	cg, err := r.cfg.Cgroups.prepare(spec.PodUID, spec.Name, spec.MemoryLimit, spec.CPULimit)
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("cgroups for container %s: %w", spec.Name, err)
+	}
+	s := ShimSpec{Command: spec.Command, Env: spec.Env, WorkingDir: spec.WorkingDir, LogPath: logPath,
+		TrackCgroup: cg.track, LimitCgroups: cg.limits, MemoryCgroup: cg.memory}
+	if err := writeJSON(filepath.Join(dir, "spec.json"), s); err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	readR, readW, err := os.Pipe()
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	shimLog, err := os.OpenFile(filepath.Join(dir, "shim.log"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	if err != nil {
+		readR.Close()
+		readW.Close()
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	cmd := exec.Command(r.cfg.ShimPath, dir)
+	cmd.Env = []string{"GOMAXPROCS=1", "GOGC=20"}
+	cmd.Stdout, cmd.Stderr = shimLog, shimLog
+	cmd.ExtraFiles = []*os.File{readW}
+	// Its own session: the shim and its workload outlive the kubelet and
+	// never get the kubelet's terminal signals.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	err = cmd.Start()
+	readW.Close()
+	shimLog.Close()
+	if err != nil {
+		readR.Close()
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("start kubelet-shim: %w", err)
+	}
+	line, _ := bufio.NewReader(readR).ReadString('\n')
+	readR.Close()
+	if strings.TrimSpace(line) != "started" {
+		_ = cmd.Wait()
+		st, err := readStatus(dir)
+		msg := st.StartError
+		if err != nil || msg == "" {
+			msg = fmt.Sprintf("kubelet-shim ended before starting the process (see %s)", filepath.Join(dir, "shim.log"))
+		}
+		os.RemoveAll(dir)
+		os.Remove(logPath)
+		return nil, &StartError{Msg: msg}
+	}
+	c, err := r.load(spec.PodUID, spec.Name, attempt)
+	if err != nil {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		return nil, err
+	}
+	r.mu.Lock()
+	r.containers[key(spec.PodUID, spec.Name)] = append(r.containers[key(spec.PodUID, spec.Name)], c)
+	r.mu.Unlock()
+	go func() {
+		_ = cmd.Wait() // the shim is our child: reap it
+		r.collect(c)
+	}()
+	return c, nil
+}
+
+// collect reads the exit of a container whose shim has ended.
+func (r *Runtime) collect(c *Container) {
+	st, err := readStatus(c.dir)
+	if err != nil {
+		// The shim died without a status (killed): the exit is unknown.
+		st = shimStatus{ExitCode: 137, Signal: int(syscall.SIGKILL), FinishedAt: time.Now().UTC().Format(time.RFC3339Nano)}
+		_ = writeJSON(filepath.Join(c.dir, "status.json"), st)
+		slog.Warn("container shim ended without a status; reporting exit 137", "pod_uid", c.PodUID, "container", c.Name)
+	}
+	c.setExit(st)
+	if r.cfg.OnExit != nil {
+		r.cfg.OnExit(c.PodUID)
+	}
+}
+
+// load reads one attempt from disk.
+func (r *Runtime) load(uid, name string, attempt int) (*Container, error) {
+	dir := r.attemptDir(uid, name, attempt)
+	var st shimState
+	if err := readJSON(filepath.Join(dir, "state.json"), &st); err != nil {
+		return nil, err
+	}
+	c := &Container{PodUID: uid, Name: name, Attempt: attempt, Pid: st.Pid, LogPath: r.LogPath(uid, name, attempt),
+		done: make(chan struct{}), dir: dir, pgid: st.Pgid, startTime: st.StartTime}
+	c.StartedAt, _ = time.Parse(time.RFC3339Nano, st.StartedAt)
+	return c, nil
+}
+
+// Recover rebuilds the runtime's view from disk after a (re)start: exited
+// attempts keep their exit codes, running ones are adopted (matched by pid
+// and process start time, never restarted). It returns the pod uids found.
+func (r *Runtime) Recover() ([]string, error) {
+	pods, err := os.ReadDir(r.cfg.Root)
+	if err != nil {
+		return nil, err
+	}
+	var uids []string
+	var adopted []*Container
+	for _, p := range pods {
+		if !p.IsDir() {
+			continue
+		}
+		uid := p.Name()
+		uids = append(uids, uid)
+		names, _ := os.ReadDir(filepath.Join(r.cfg.Root, uid, "containers"))
+		for _, n := range names {
+			attempts, _ := os.ReadDir(filepath.Join(r.cfg.Root, uid, "containers", n.Name()))
+			var nums []int
+			for _, a := range attempts {
+				if i, err := strconv.Atoi(a.Name()); err == nil {
+					nums = append(nums, i)
+				}
+			}
+			sort.Ints(nums)
+			var list []*Container
+			for _, i := range nums {
+				c, err := r.load(uid, n.Name(), i)
+				if err != nil {
+					// Never started: not an attempt.
+					os.RemoveAll(r.attemptDir(uid, n.Name(), i))
+					continue
+				}
+				c.Attempt = len(list)
+				if st, err := readStatus(c.dir); err == nil {
+					c.setExit(st)
+				} else if procStartTime(c.Pid) == c.startTime && c.startTime != 0 {
+					adopted = append(adopted, c)
+				} else {
+					// Neither running nor a recorded exit: the shim was killed.
+					c.setExit(shimStatus{ExitCode: 137, Signal: int(syscall.SIGKILL), FinishedAt: time.Now().UTC().Format(time.RFC3339Nano)})
+				}
+				list = append(list, c)
+			}
+			if len(list) > 0 {
+				r.mu.Lock()
+				r.containers[key(uid, n.Name())] = list
+				r.mu.Unlock()
+			}
+		}
+	}
+	if len(adopted) > 0 {
+		slog.Info("adopted running containers", "count", len(adopted))
+		go r.watchAdopted(adopted)
+	}
+	return uids, nil
+}
+
+// watchAdopted waits for adopted containers (whose shims are not our
+// children) to write their status.
+func (r *Runtime) watchAdopted(cs []*Container) {
+	t := time.NewTicker(100 * time.Millisecond)
+	defer t.Stop()
+	for len(cs) > 0 {
+		<-t.C
+		rest := cs[:0]
+		for _, c := range cs {
+			if _, err := os.Stat(filepath.Join(c.dir, "status.json")); err == nil {
+				r.collect(c)
+				continue
+			}
+			if procStartTime(c.Pid) != c.startTime {
+				// The workload is gone; give its shim a moment to write.
+				time.Sleep(50 * time.Millisecond)
+				r.collect(c)
+				continue
+			}
+			rest = append(rest, c)
+		}
+		cs = rest
+	}
+}
+
+// Attempts returns a container's attempts, oldest first.
+func (r *Runtime) Attempts(uid, name string) []*Container {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]*Container(nil), r.containers[key(uid, name)]...)
+}
+
+// Signal sends sig to the container's process group and to every process
+// in its tracking cgroup (which catches those that left the group).
+func (r *Runtime) Signal(c *Container, sig syscall.Signal) {
+	if _, done := c.Exited(); done {
+		return
+	}
+	_ = syscall.Kill(-c.pgid, sig)
+	for _, pid := range r.cfg.Cgroups.procs(c.PodUID, c.Name) {
+		_ = syscall.Kill(pid, sig)
+	}
+	if sig == syscall.SIGKILL {
+		r.cfg.Cgroups.kill(c.PodUID, c.Name)
+	}
+}
+
+// Stop sends SIGTERM, waits until the container exits or grace ends, then
+// sends SIGKILL and waits for the exit. It returns how the container ended.
+func (r *Runtime) Stop(ctx context.Context, c *Container, grace time.Duration) Exit {
+	if grace > 0 {
+		r.Signal(c, syscall.SIGTERM)
+		t := time.NewTimer(grace)
+		select {
+		case <-c.Done():
+		case <-t.C:
+		case <-ctx.Done():
+		}
+		t.Stop()
+	}
+	if _, done := c.Exited(); !done {
+		r.Signal(c, syscall.SIGKILL)
+		select {
+		case <-c.Done():
+		case <-time.After(30 * time.Second):
+			slog.Error("container did not end after SIGKILL", "pod_uid", c.PodUID, "container", c.Name, "pid", c.Pid)
+		}
+	}
+	e, _ := c.Exited()
+	return e
+}
+
+// RemovePod kills whatever still runs of a pod and deletes its folders and cgroups.
+func (r *Runtime) RemovePod(uid string) error {
+	r.mu.Lock()
+	var running []*Container
+	for k, list := range r.containers {
+		if strings.HasPrefix(k, uid+"/") {
+			for _, c := range list {
+				if _, done := c.Exited(); !done {
+					running = append(running, c)
+				}
+			}
+			delete(r.containers, k)
+		}
+	}
+	r.mu.Unlock()
+	for _, c := range running {
+		r.Stop(context.Background(), c, 0)
+	}
+	if err := r.cfg.Cgroups.removePod(uid); err != nil {
+		slog.Warn("cannot remove pod cgroups", "pod_uid", uid, "err", err)
+	}
+	return os.RemoveAll(r.PodDir(uid))
+}
+
+// StrayCgroupPods lists pod uids with cgroups but no folder: leftovers to remove.
+func (r *Runtime) StrayCgroupPods() []string {
+	var out []string
+	for _, uid := range r.cfg.Cgroups.podUIDs() {
+		if _, err := os.Stat(r.PodDir(uid)); errors.Is(err, os.ErrNotExist) {
+			out = append(out, uid)
+		}
+	}
+	return out
+}
+
+// KillCgroupPod kills and removes a stray pod cgroup.
+func (r *Runtime) KillCgroupPod(uid string) {
+	if c := r.cfg.Cgroups; c.Tracking() {
+		entries, _ := os.ReadDir(filepath.Join(c.trackRoot, "pod"+uid))
+		for _, e := range entries {
+			c.kill(uid, e.Name())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	_ = r.cfg.Cgroups.removePod(uid)
+}
+
+func readStatus(dir string) (shimStatus, error) {
+	var s shimStatus
+	err := readJSON(filepath.Join(dir, "status.json"), &s)
+	return s, err
+}
+
+func readJSON(path string, v any) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(b, v)
+}
+
+func writeJSON(path string, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+// procStartTime reads field 22 of /proc/<pid>/stat; 0 if the process is gone
+// (or a zombie: it no longer runs).
+func procStartTime(pid int) uint64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(s[i+1:])
+	if len(f) < 20 || f[0] == "Z" {
+		return 0
+	}
+	v, _ := strconv.ParseUint(f[19], 10, 64)
+	return v
+}

@@ -1,0 +1,380 @@
+// Command kubelet-shim supervises one container process for the kubelet.
+//
+// The kubelet starts one shim per container start, in a session of its own,
+// so the shim and its workload outlive a kubelet crash. The shim:
+//   - becomes a subreaper, so the workload's orphaned children are its to reap;
+//   - starts the workload in its own process group, inside the container's
+//     tracking cgroup (cgroup v2, atomically, CLONE_INTO_CGROUP) and its
+//     limit cgroups (cgroup v1 memory and cpu, joined before exec);
+//   - copies stdout and stderr into the container's log file, one
+//     timestamped line each, in the CRI log format;
+//   - writes state.json (pid, pgid, process start time) once started, and
+//     status.json (exit code, signal, OOM) when it ends, each atomically;
+//   - after the workload's main process exits, kills what is left of the
+//     container and reaps it, so no process and no zombie outlives it.
+//
+// It imports little on purpose: one runs per container, so its memory is
+// counted per pod.
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Spec is what the kubelet asks for (spec.json in the container folder).
+// Its twin is kubelet/runtime.ShimSpec.
+type Spec struct {
+	Command    []string `json:"command"`
+	Env        []string `json:"env"`
+	WorkingDir string   `json:"workingDir"`
+	LogPath    string   `json:"logPath"`
+	// TrackCgroup is a cgroup v2 folder the workload is cloned into (optional).
+	TrackCgroup string `json:"trackCgroup,omitempty"`
+	// LimitCgroups are cgroup v1 folders (memory, cpu) joined before exec.
+	LimitCgroups []string `json:"limitCgroups,omitempty"`
+	// MemoryCgroup is the v1 memory folder whose oom_kill counter tells OOM.
+	MemoryCgroup string `json:"memoryCgroup,omitempty"`
+}
+
+// State is state.json: what identifies the running workload.
+type State struct {
+	Pid       int    `json:"pid"`
+	Pgid      int    `json:"pgid"`
+	StartTime uint64 `json:"startTime"` // /proc/<pid>/stat field 22, against pid reuse
+	StartedAt string `json:"startedAt"`
+	ShimPid   int    `json:"shimPid"`
+}
+
+// Status is status.json: how the workload ended, or why it never started.
+type Status struct {
+	StartError string `json:"startError,omitempty"`
+	ExitCode   int    `json:"exitCode"`
+	Signal     int    `json:"signal,omitempty"`
+	OOMKilled  bool   `json:"oomKilled,omitempty"`
+	FinishedAt string `json:"finishedAt"`
+}
+
+func main() {
+	debug.SetGCPercent(20)
+	if len(os.Args) != 2 {
+		fmt.Fprintln(os.Stderr, "usage: kubelet-shim CONTAINER_DIR (started by the kubelet)")
+		os.Exit(2)
+	}
+	dir := os.Args[1]
+	ready := os.NewFile(3, "ready") // the kubelet reads the start result here
+	status := run(dir, ready)
+	status.FinishedAt = time.Now().UTC().Format(time.RFC3339Nano)
+	if err := writeJSON(filepath.Join(dir, "status.json"), status); err != nil {
+		fmt.Fprintln(os.Stderr, "kubelet-shim: write status:", err)
+		os.Exit(1)
+	}
+	if status.StartError != "" && ready != nil {
+		_, _ = ready.Write([]byte("error\n"))
+	}
+}
+
+// defaultPath is the PATH of a container whose env names none (an image's usual one).
+const defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+func writeJSON(path string, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+func run(dir string, ready *os.File) Status {
+	if err := setSubreaper(); err != nil {
+		return Status{StartError: "subreaper: " + err.Error()}
+	}
+	var spec Spec
+	b, err := os.ReadFile(filepath.Join(dir, "spec.json"))
+	if err == nil {
+		err = json.Unmarshal(b, &spec)
+	}
+	if err != nil {
+		return Status{StartError: "read spec: " + err.Error()}
+	}
+	logFile, err := os.OpenFile(spec.LogPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	if err != nil {
+		return Status{StartError: "open log: " + err.Error()}
+	}
+	defer logFile.Close()
+
+	// The command is looked up in the container's PATH, as a runtime does.
+	path := defaultPath
+	for _, e := range spec.Env {
+		if v, ok := strings.CutPrefix(e, "PATH="); ok {
+			path = v
+		}
+	}
+	_ = os.Setenv("PATH", path)
+	cmd := exec.Command(spec.Command[0], spec.Command[1:]...)
+	cmd.Env = spec.Env
+	cmd.Dir = spec.WorkingDir
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		return Status{StartError: err.Error()}
+	}
+	errR, errW, err := os.Pipe()
+	if err != nil {
+		return Status{StartError: err.Error()}
+	}
+	cmd.Stdout, cmd.Stderr = outW, errW
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if spec.TrackCgroup != "" {
+		fd, err := syscall.Open(spec.TrackCgroup, syscall.O_DIRECTORY|syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
+		if err != nil {
+			return Status{StartError: "open tracking cgroup: " + err.Error()}
+		}
+		defer syscall.Close(fd)
+		cmd.SysProcAttr.UseCgroupFD = true
+		cmd.SysProcAttr.CgroupFD = fd
+	}
+	oomBefore := oomKills(spec.MemoryCgroup)
+	if err := startInCgroups(cmd, spec.LimitCgroups); err != nil {
+		outW.Close()
+		errW.Close()
+		return Status{StartError: startErrorMessage(spec.Command[0], err)}
+	}
+	outW.Close()
+	errW.Close()
+	pid := cmd.Process.Pid
+	st := State{Pid: pid, Pgid: pid, StartTime: procStartTime(pid), StartedAt: time.Now().UTC().Format(time.RFC3339Nano), ShimPid: os.Getpid()}
+	if err := writeJSON(filepath.Join(dir, "state.json"), st); err != nil {
+		_ = syscall.Kill(-pid, syscall.SIGKILL)
+	}
+	if ready != nil {
+		_, _ = ready.Write([]byte("started\n"))
+		ready.Close()
+	}
+
+	var logMu sync.Mutex
+	var copiers sync.WaitGroup
+	copiers.Add(2)
+	go copyLog(&copiers, &logMu, logFile, outR, "stdout")
+	go copyLog(&copiers, &logMu, logFile, errR, "stderr")
+
+	ws := reapUntil(pid)
+	// The main process is gone: nothing of the container may outlive it.
+	_ = syscall.Kill(-pid, syscall.SIGKILL)
+	if spec.TrackCgroup != "" {
+		_ = os.WriteFile(filepath.Join(spec.TrackCgroup, "cgroup.kill"), []byte("1"), 0)
+	}
+	reapAll(2 * time.Second)
+	// A process that escaped the group and the cgroup could hold the pipes
+	// open forever; the exit status must not wait for it.
+	copied := make(chan struct{})
+	go func() { copiers.Wait(); close(copied) }()
+	select {
+	case <-copied:
+	case <-time.After(2 * time.Second):
+	}
+
+	s := Status{}
+	switch {
+	case ws.Exited():
+		s.ExitCode = ws.ExitStatus()
+	case ws.Signaled():
+		s.Signal = int(ws.Signal())
+		s.ExitCode = 128 + s.Signal
+	}
+	if s.Signal == int(syscall.SIGKILL) && oomKills(spec.MemoryCgroup) > oomBefore {
+		s.OOMKilled = true
+	}
+	return s
+}
+
+// startInCgroups starts cmd from a thread that has joined the v1 limit
+// cgroups, so the workload is inside them from its first instruction (moving
+// a started process lets early children escape), then moves the thread back.
+func startInCgroups(cmd *exec.Cmd, cgroups []string) error {
+	if len(cgroups) == 0 {
+		return cmd.Start()
+	}
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	tid := strconv.Itoa(syscall.Gettid())
+	var back []string
+	for _, cg := range cgroups {
+		orig, err := ownCgroup(cg)
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(cg, "tasks"), []byte(tid), 0); err != nil {
+			return fmt.Errorf("join %s: %w", cg, err)
+		}
+		back = append(back, orig)
+	}
+	err := cmd.Start()
+	for _, orig := range back {
+		_ = os.WriteFile(filepath.Join(orig, "tasks"), []byte(tid), 0)
+	}
+	return err
+}
+
+// ownCgroup finds the folder of the hierarchy holding cg that this thread is in now.
+func ownCgroup(cg string) (string, error) {
+	// cg is <mount>/<path>; the mount is /sys/fs/cgroup/<controller>.
+	parts := strings.SplitN(strings.TrimPrefix(cg, "/sys/fs/cgroup/"), "/", 2)
+	if len(parts) == 0 {
+		return "", fmt.Errorf("cgroup %s is not under /sys/fs/cgroup", cg)
+	}
+	controller := parts[0]
+	b, err := os.ReadFile("/proc/thread-self/cgroup")
+	if err != nil {
+		return "", err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.SplitN(line, ":", 3)
+		if len(f) != 3 {
+			continue
+		}
+		for _, c := range strings.Split(f[1], ",") {
+			if c == controller {
+				return filepath.Join("/sys/fs/cgroup", controller, f[2]), nil
+			}
+		}
+	}
+	return "", fmt.Errorf("no %s cgroup for this thread", controller)
+}
+
+func startErrorMessage(bin string, err error) string {
+	return fmt.Sprintf("failed to start container process %q: %v", bin, err)
+}
+
+// copyLog writes each line of r to the log as "<RFC3339Nano> <stream> <F|P> <text>".
+func copyLog(wg *sync.WaitGroup, mu *sync.Mutex, w io.Writer, r io.ReadCloser, stream string) {
+	defer wg.Done()
+	defer r.Close()
+	br := bufio.NewReaderSize(r, 16<<10)
+	for {
+		line, err := br.ReadSlice('\n')
+		if len(line) > 0 {
+			tag := "F"
+			if err == bufio.ErrBufferFull {
+				tag = "P"
+			}
+			line = []byte(strings.TrimSuffix(string(line), "\n"))
+			ts := time.Now().UTC().Format(time.RFC3339Nano)
+			mu.Lock()
+			fmt.Fprintf(w, "%s %s %s %s\n", ts, stream, tag, line)
+			mu.Unlock()
+		}
+		if err != nil && err != bufio.ErrBufferFull {
+			return
+		}
+	}
+}
+
+// reapUntil reaps every child (as subreaper, also orphaned descendants)
+// until pid exits, and returns pid's wait status.
+func reapUntil(pid int) syscall.WaitStatus {
+	for {
+		var ws syscall.WaitStatus
+		got, err := syscall.Wait4(-1, &ws, 0, nil)
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil {
+			return ws
+		}
+		if got == pid {
+			return ws
+		}
+	}
+}
+
+// reapAll reaps remaining children until none is left or the time is up.
+func reapAll(max time.Duration) {
+	deadline := time.Now().Add(max)
+	for time.Now().Before(deadline) {
+		var ws syscall.WaitStatus
+		got, err := syscall.Wait4(-1, &ws, syscall.WNOHANG, nil)
+		if err == syscall.ECHILD {
+			return
+		}
+		if got <= 0 {
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+}
+
+// procStartTime reads field 22 of /proc/<pid>/stat (start time in ticks).
+func procStartTime(pid int) uint64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(s[i+1:])
+	if len(f) < 20 {
+		return 0
+	}
+	v, _ := strconv.ParseUint(f[19], 10, 64)
+	return v
+}
+
+// oomKills reads the oom_kill counter of a memory cgroup: v1
+// memory.oom_control or v2 memory.events.
+func oomKills(cg string) int {
+	if cg == "" {
+		return 0
+	}
+	b, err := os.ReadFile(filepath.Join(cg, "memory.oom_control"))
+	if err != nil {
+		if b, err = os.ReadFile(filepath.Join(cg, "memory.events")); err != nil {
+			return 0
+		}
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "oom_kill "); ok {
+			n, _ := strconv.Atoi(strings.TrimSpace(v))
+			return n
+		}
+	}
+	return 0
+}
+
+func setSubreaper() error {
+	const prSetChildSubreaper = 36
+	_, _, errno := syscall.RawSyscall(syscall.SYS_PRCTL, prSetChildSubreaper, 1, 0)
+	if errno != 0 {
+		return errno
+	}
+	return nil
+}
