@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds every kubelite binary into bin/. Go's build cache makes this cheap
-# when nothing changed, so it is safe to run every time.
+# when nothing changed, so it is safe to run every time. Static binaries
+# (CGO_ENABLED=0) so the same files run in FROM-scratch images.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p bin
@@ -10,5 +11,10 @@ for extra in scheduler controller-manager kubelet; do
 done
 pkgs=()
 for b in "${bins[@]}"; do pkgs+=("./$b"); done
-CGO_ENABLED=${CGO_ENABLED:-0} go build -o bin/ "${pkgs[@]}"
+export CGO_ENABLED=${CGO_ENABLED:-0}
+go build -o bin/ "${pkgs[@]}"
+if [ -f kubelet/shim/main.go ]; then
+  go build -trimpath -ldflags='-s -w' -o bin/kubelet-shim ./kubelet/shim
+  bins+=(kubelet-shim)
+fi
 echo "build: ${bins[*]} -> bin/"

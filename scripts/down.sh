@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
-# Stops what scripts/up.sh started, by PID: SIGTERM, then SIGKILL after 20 s.
+# Stops what scripts/up.sh started, by PID: the daemons (SIGTERM, then
+# SIGKILL after 20 s), then the containers their kubelets left running
+# (a kubelet's exit never stops its pods: a restarted kubelet adopts them).
 # Safe to run twice. KUBELITE_STATE as for up.sh; --purge also deletes the
 # state folder (etcd data, logs).
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 state="${KUBELITE_STATE:-$repo/.state}"
-[ -d "$state/pids" ] || { echo "down: nothing to stop (no $state/pids)"; exit 0; }
+[ -d "$state" ] || { echo "down: nothing to stop (no $state)"; exit 0; }
 
-ours() { [ -r "/proc/$1/cmdline" ] && tr '\0' ' ' < "/proc/$1/cmdline" | grep -q "bin/$2"; }
+ours() { [ -r "/proc/$1/cmdline" ] && tr '\0' ' ' < "/proc/$1/cmdline" | grep -q "bin/$2 "; }
 
-# Stop the node agents first and the apiserver last, so they can say goodbye.
+# Stop the node agents first and the apiserver last.
 for name in kubelet controller-manager scheduler apiserver; do
   for f in "$state"/pids/"$name"*.pid; do
     [ -f "$f" ] || continue
@@ -26,6 +28,28 @@ for name in kubelet controller-manager scheduler apiserver; do
     rm -f "$f"
   done
 done
+
+# Containers still running: state.json without status.json. Each runs in
+# its own process group (pgid = pid); its shim reaps it and exits.
+running=()
+for st in "$state"/kubelet-*/pods/*/containers/*/*/state.json; do
+  [ -f "$st" ] || continue
+  dir=$(dirname "$st")
+  [ -f "$dir/status.json" ] && continue
+  pgid=$(sed -n 's/.*"pgid":\([0-9]*\).*/\1/p' "$st")
+  [ -n "$pgid" ] && kill -0 "$pgid" 2>/dev/null && running+=("$pgid:$dir")
+done
+if [ ${#running[@]} -gt 0 ]; then
+  for r in "${running[@]}"; do kill -TERM -- "-${r%%:*}" 2>/dev/null || true; done
+  for _ in $(seq 1 50); do
+    left=0
+    for r in "${running[@]}"; do [ -f "${r#*:}/status.json" ] || left=1; done
+    [ $left = 0 ] && break
+    sleep 0.1
+  done
+  for r in "${running[@]}"; do [ -f "${r#*:}/status.json" ] || kill -KILL -- "-${r%%:*}" 2>/dev/null || true; done
+  echo "down: stopped ${#running[@]} container(s) the kubelets left running"
+fi
 if [ "${1:-}" = "--purge" ]; then
   rm -rf "$state"
   echo "down: removed $state"

@@ -7,7 +7,8 @@
 # Overridable: KUBELITE_STATE (state folder, default .state), KUBELITE_API_PORT
 # (6443), KUBELITE_ETCD_PORT (2379), KUBELITE_ETCD_PEER_PORT (2380),
 # KUBELITE_METRICS_PORT (10251), KUBELITE_CONFIG (CLI config file, default
-# ~/.kubelite/config).
+# ~/.kubelite/config), NODES (kubelets to start, default 2: node-1, node-2),
+# KUBELET_FLAGS (extra flags for every kubelet).
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$repo"
@@ -20,19 +21,20 @@ config="${KUBELITE_CONFIG:-$HOME/.kubelite/config}"
 mkdir -p "$state/pids" "$state/logs"
 
 alive() { # alive NAME: the pid file names a live process of ours
-  local f="$state/pids/$1.pid" pid
+  local f="$state/pids/$1.pid" pid bin=${1%%-node-*}
   [ -f "$f" ] || return 1
   pid=$(cat "$f")
-  [ -n "$pid" ] && [ -r "/proc/$pid/cmdline" ] && tr '\0' ' ' < "/proc/$pid/cmdline" | grep -q "bin/$1"
+  [ -n "$pid" ] && [ -r "/proc/$pid/cmdline" ] && tr '\0' ' ' < "/proc/$pid/cmdline" | grep -q "bin/$bin "
 }
 
-start() { # start NAME ARGS...: run bin/NAME in the background, logging to the state folder
+start() { # start NAME ARGS...: run bin/<NAME without -node-N> in the background, logging to the state folder
   local name=$1; shift
+  local bin=${name%%-node-*}
   if alive "$name"; then
     echo "up: $name already running (pid $(cat "$state/pids/$name.pid"))"
     return
   fi
-  nohup "$repo/bin/$name" "$@" >>"$state/logs/$name.log" 2>&1 </dev/null &
+  nohup "$repo/bin/$bin" "$@" >>"$state/logs/$name.log" 2>&1 </dev/null &
   echo $! >"$state/pids/$name.pid"
   echo "up: started $name (pid $!, log $state/logs/$name.log)"
 }
@@ -56,6 +58,20 @@ for i in $(seq 1 120); do
   [ "$i" = 120 ] && { echo "up: the apiserver did not answer on 127.0.0.1:$api_port within 60s; see $state/logs/apiserver.log" >&2; exit 1; }
 done
 
+nodes="${NODES:-2}"
+for i in $(seq 1 "$nodes"); do
+  # Port 0: each kubelet picks a free port and reports it in its Node.
+  # shellcheck disable=SC2086
+  start "kubelet-node-$i" --apiserver "127.0.0.1:$api_port" --node-name "node-$i" \
+    --root-dir "$state/kubelet-node-$i" --listen 127.0.0.1:0 ${KUBELET_FLAGS:-}
+done
+for i in $(seq 1 120); do
+  ready=$(bin/kubectl-lite get nodes --no-headers 2>/dev/null | grep -c ' Ready' || true)
+  [ "$ready" -ge "$nodes" ] && break
+  [ "$i" = 120 ] && { echo "up: only $ready of $nodes nodes became Ready within 60s; see $state/logs/" >&2; exit 1; }
+  sleep 0.5
+done
+
 mkdir -p "$(dirname "$config")"
 cat >"$config" <<CFG
 server: 127.0.0.1:$api_port
@@ -65,7 +81,8 @@ CFG
 
 cat <<MSG
 
-kubelite is up: apiserver on 127.0.0.1:$api_port, embedded etcd on 127.0.0.1:$etcd_port.
+kubelite is up: apiserver on 127.0.0.1:$api_port, embedded etcd on 127.0.0.1:$etcd_port,
+$nodes kubelet(s): $(seq -s ' ' -f 'node-%g' 1 "$nodes").
 State and logs: $state   CLI config: $config
 
   export PATH="$repo/bin:\$PATH"

@@ -271,6 +271,11 @@ func (s *Store) Update(ctx context.Context, in api.Object, status bool) (api.Obj
 	}
 	ns := s.ns(inMeta.GetNamespace())
 	return s.guaranteedUpdate(ctx, ns, inMeta.GetName(), inMeta.GetResourceVersion(), func(cur api.Object) (api.Object, error) {
+		// A uid in the request is a precondition: an update meant for an
+		// object never lands on a newer one of the same name.
+		if uid := inMeta.GetUid(); uid != "" && uid != cur.GetMetadata().GetUid() {
+			return nil, newError(ErrConflict, "Precondition failed: UID in precondition: %s, UID in object meta: %s", uid, cur.GetMetadata().GetUid())
+		}
 		var next api.Object
 		if status {
 			next = proto.Clone(cur).(api.Object)

@@ -83,7 +83,7 @@ func unaryMethod[Req proto.Message](k *api.Kind, name string, newReq func() Req,
 // serviceDesc builds the gRPC service of one kind over its store. The
 // method names and message types are those of proto/kubelite/v1/services.proto,
 // so the generated clients, grpcurl and reflection all see the same service.
-func serviceDesc(s *registry.Store) *grpc.ServiceDesc {
+func serviceDesc(reg *registry.Registry, kubelets *kubeletDialer, s *registry.Store) *grpc.ServiceDesc {
 	k := s.Kind()
 	newObj := func() api.Object { return k.NewEmpty() }
 	methods := []grpc.MethodDesc{
@@ -124,16 +124,24 @@ func serviceDesc(s *registry.Store) *grpc.ServiceDesc {
 			return s.Bind(ctx, b)
 		}))
 	}
+	streams := []grpc.StreamDesc{{
+		StreamName:    "Watch",
+		ServerStreams: true,
+		Handler:       func(_ any, stream grpc.ServerStream) error { return watch(s, stream) },
+	}}
+	if k.Kind == "Pod" {
+		streams = append(streams, grpc.StreamDesc{
+			StreamName:    "Logs",
+			ServerStreams: true,
+			Handler:       func(_ any, stream grpc.ServerStream) error { return podLogs(reg, kubelets, stream) },
+		})
+	}
 	return &grpc.ServiceDesc{
 		ServiceName: k.ServiceName(),
 		HandlerType: (*any)(nil),
 		Methods:     methods,
-		Streams: []grpc.StreamDesc{{
-			StreamName:    "Watch",
-			ServerStreams: true,
-			Handler:       func(_ any, stream grpc.ServerStream) error { return watch(s, stream) },
-		}},
-		Metadata: "kubelite/v1/services.proto",
+		Streams:     streams,
+		Metadata:    "kubelite/v1/services.proto",
 	}
 }
 

@@ -133,8 +133,10 @@ func Run(ctx context.Context, cfg Config) error {
 		grpc.ChainUnaryInterceptor(metrics.unary),
 		grpc.ChainStreamInterceptor(metrics.stream),
 	)
+	kubelets := newKubeletDialer()
+	defer kubelets.close()
 	for _, k := range api.Kinds {
-		gs.RegisterService(serviceDesc(reg.Store(k.Kind)), struct{}{})
+		gs.RegisterService(serviceDesc(reg, kubelets, reg.Store(k.Kind)), struct{}{})
 	}
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(gs, hs)

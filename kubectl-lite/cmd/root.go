@@ -64,7 +64,7 @@ func Execute(args []string, in io.Reader, out, errOut io.Writer) int {
 	})
 	root.AddCommand(
 		newApplyCommand(g), newCreateCommand(g), newGetCommand(g), newDescribeCommand(g),
-		newDeleteCommand(g), newAPIResourcesCommand(g),
+		newDeleteCommand(g), newAPIResourcesCommand(g), newLogsCommand(g),
 	)
 	err := root.Execute()
 	if g.conn != nil {
@@ -120,13 +120,14 @@ func (g *globals) ctx() (context.Context, context.CancelFunc) {
 
 // reasons maps gRPC codes to the reasons kubectl prints.
 var reasons = map[codes.Code]string{
-	codes.NotFound:         "NotFound",
-	codes.AlreadyExists:    "AlreadyExists",
-	codes.Aborted:          "Conflict",
-	codes.InvalidArgument:  "Invalid",
-	codes.OutOfRange:       "Expired",
-	codes.Unimplemented:    "MethodNotAllowed",
-	codes.DeadlineExceeded: "Timeout",
+	codes.NotFound:           "NotFound",
+	codes.AlreadyExists:      "AlreadyExists",
+	codes.Aborted:            "Conflict",
+	codes.InvalidArgument:    "Invalid",
+	codes.OutOfRange:         "Expired",
+	codes.Unimplemented:      "MethodNotAllowed",
+	codes.DeadlineExceeded:   "Timeout",
+	codes.FailedPrecondition: "BadRequest",
 }
 
 // describeError prints an error as kubectl does, and for an unreachable

@@ -2515,14 +2515,15 @@ func (x *Taint) GetTimeAdded() *timestamppb.Timestamp {
 }
 
 type NodeStatus struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Capacity      map[string]string      `protobuf:"bytes,1,rep,name=capacity,proto3" json:"capacity,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
-	Allocatable   map[string]string      `protobuf:"bytes,2,rep,name=allocatable,proto3" json:"allocatable,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
-	Conditions    []*NodeCondition       `protobuf:"bytes,3,rep,name=conditions,proto3" json:"conditions,omitempty"`
-	Addresses     []*NodeAddress         `protobuf:"bytes,4,rep,name=addresses,proto3" json:"addresses,omitempty"`
-	NodeInfo      *NodeSystemInfo        `protobuf:"bytes,5,opt,name=node_info,json=nodeInfo,proto3" json:"node_info,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	Capacity        map[string]string      `protobuf:"bytes,1,rep,name=capacity,proto3" json:"capacity,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Allocatable     map[string]string      `protobuf:"bytes,2,rep,name=allocatable,proto3" json:"allocatable,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Conditions      []*NodeCondition       `protobuf:"bytes,3,rep,name=conditions,proto3" json:"conditions,omitempty"`
+	Addresses       []*NodeAddress         `protobuf:"bytes,4,rep,name=addresses,proto3" json:"addresses,omitempty"`
+	NodeInfo        *NodeSystemInfo        `protobuf:"bytes,5,opt,name=node_info,json=nodeInfo,proto3" json:"node_info,omitempty"`
+	DaemonEndpoints *NodeDaemonEndpoints   `protobuf:"bytes,6,opt,name=daemon_endpoints,json=daemonEndpoints,proto3" json:"daemon_endpoints,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *NodeStatus) Reset() {
@@ -2590,6 +2591,330 @@ func (x *NodeStatus) GetNodeInfo() *NodeSystemInfo {
 	return nil
 }
 
+func (x *NodeStatus) GetDaemonEndpoints() *NodeDaemonEndpoints {
+	if x != nil {
+		return x.DaemonEndpoints
+	}
+	return nil
+}
+
+// NodeDaemonEndpoints says where the node's kubelet serves (logs).
+type NodeDaemonEndpoints struct {
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	KubeletEndpoint *DaemonEndpoint        `protobuf:"bytes,1,opt,name=kubelet_endpoint,json=kubeletEndpoint,proto3" json:"kubelet_endpoint,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *NodeDaemonEndpoints) Reset() {
+	*x = NodeDaemonEndpoints{}
+	mi := &file_kubelite_v1_core_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *NodeDaemonEndpoints) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*NodeDaemonEndpoints) ProtoMessage() {}
+
+func (x *NodeDaemonEndpoints) ProtoReflect() protoreflect.Message {
+	mi := &file_kubelite_v1_core_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use NodeDaemonEndpoints.ProtoReflect.Descriptor instead.
+func (*NodeDaemonEndpoints) Descriptor() ([]byte, []int) {
+	return file_kubelite_v1_core_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *NodeDaemonEndpoints) GetKubeletEndpoint() *DaemonEndpoint {
+	if x != nil {
+		return x.KubeletEndpoint
+	}
+	return nil
+}
+
+type DaemonEndpoint struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Port          int32                  `protobuf:"varint,1,opt,name=port,proto3" json:"port,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DaemonEndpoint) Reset() {
+	*x = DaemonEndpoint{}
+	mi := &file_kubelite_v1_core_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DaemonEndpoint) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DaemonEndpoint) ProtoMessage() {}
+
+func (x *DaemonEndpoint) ProtoReflect() protoreflect.Message {
+	mi := &file_kubelite_v1_core_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DaemonEndpoint.ProtoReflect.Descriptor instead.
+func (*DaemonEndpoint) Descriptor() ([]byte, []int) {
+	return file_kubelite_v1_core_proto_rawDescGZIP(), []int{39}
+}
+
+func (x *DaemonEndpoint) GetPort() int32 {
+	if x != nil {
+		return x.Port
+	}
+	return 0
+}
+
+// PodLogRequest asks for a container's log (PodService.Logs, proxied by the
+// apiserver to the pod's kubelet).
+type PodLogRequest struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Namespace string                 `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	Name      string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	// container may be empty when the pod has one container.
+	Container string `protobuf:"bytes,3,opt,name=container,proto3" json:"container,omitempty"`
+	Follow    bool   `protobuf:"varint,4,opt,name=follow,proto3" json:"follow,omitempty"`
+	// previous reads the log of the container's previous start.
+	Previous bool `protobuf:"varint,5,opt,name=previous,proto3" json:"previous,omitempty"`
+	// tailLines, when set, starts that many lines from the end.
+	TailLines *int64 `protobuf:"varint,6,opt,name=tail_lines,json=tailLines,proto3,oneof" json:"tail_lines,omitempty"`
+	// timestamps prefixes each line with its RFC 3339 time.
+	Timestamps    bool `protobuf:"varint,7,opt,name=timestamps,proto3" json:"timestamps,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PodLogRequest) Reset() {
+	*x = PodLogRequest{}
+	mi := &file_kubelite_v1_core_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PodLogRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PodLogRequest) ProtoMessage() {}
+
+func (x *PodLogRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_kubelite_v1_core_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PodLogRequest.ProtoReflect.Descriptor instead.
+func (*PodLogRequest) Descriptor() ([]byte, []int) {
+	return file_kubelite_v1_core_proto_rawDescGZIP(), []int{40}
+}
+
+func (x *PodLogRequest) GetNamespace() string {
+	if x != nil {
+		return x.Namespace
+	}
+	return ""
+}
+
+func (x *PodLogRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *PodLogRequest) GetContainer() string {
+	if x != nil {
+		return x.Container
+	}
+	return ""
+}
+
+func (x *PodLogRequest) GetFollow() bool {
+	if x != nil {
+		return x.Follow
+	}
+	return false
+}
+
+func (x *PodLogRequest) GetPrevious() bool {
+	if x != nil {
+		return x.Previous
+	}
+	return false
+}
+
+func (x *PodLogRequest) GetTailLines() int64 {
+	if x != nil && x.TailLines != nil {
+		return *x.TailLines
+	}
+	return 0
+}
+
+func (x *PodLogRequest) GetTimestamps() bool {
+	if x != nil {
+		return x.Timestamps
+	}
+	return false
+}
+
+// LogChunk is a piece of a log.
+type LogChunk struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Data          []byte                 `protobuf:"bytes,1,opt,name=data,proto3" json:"data,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LogChunk) Reset() {
+	*x = LogChunk{}
+	mi := &file_kubelite_v1_core_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LogChunk) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LogChunk) ProtoMessage() {}
+
+func (x *LogChunk) ProtoReflect() protoreflect.Message {
+	mi := &file_kubelite_v1_core_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LogChunk.ProtoReflect.Descriptor instead.
+func (*LogChunk) Descriptor() ([]byte, []int) {
+	return file_kubelite_v1_core_proto_rawDescGZIP(), []int{41}
+}
+
+func (x *LogChunk) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
+// ContainerLogRequest is PodLogRequest resolved to one pod uid and container.
+type ContainerLogRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	PodUid        string                 `protobuf:"bytes,1,opt,name=pod_uid,json=podUid,proto3" json:"pod_uid,omitempty"`
+	Container     string                 `protobuf:"bytes,2,opt,name=container,proto3" json:"container,omitempty"`
+	Follow        bool                   `protobuf:"varint,3,opt,name=follow,proto3" json:"follow,omitempty"`
+	Previous      bool                   `protobuf:"varint,4,opt,name=previous,proto3" json:"previous,omitempty"`
+	TailLines     *int64                 `protobuf:"varint,5,opt,name=tail_lines,json=tailLines,proto3,oneof" json:"tail_lines,omitempty"`
+	Timestamps    bool                   `protobuf:"varint,6,opt,name=timestamps,proto3" json:"timestamps,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ContainerLogRequest) Reset() {
+	*x = ContainerLogRequest{}
+	mi := &file_kubelite_v1_core_proto_msgTypes[42]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ContainerLogRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ContainerLogRequest) ProtoMessage() {}
+
+func (x *ContainerLogRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_kubelite_v1_core_proto_msgTypes[42]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ContainerLogRequest.ProtoReflect.Descriptor instead.
+func (*ContainerLogRequest) Descriptor() ([]byte, []int) {
+	return file_kubelite_v1_core_proto_rawDescGZIP(), []int{42}
+}
+
+func (x *ContainerLogRequest) GetPodUid() string {
+	if x != nil {
+		return x.PodUid
+	}
+	return ""
+}
+
+func (x *ContainerLogRequest) GetContainer() string {
+	if x != nil {
+		return x.Container
+	}
+	return ""
+}
+
+func (x *ContainerLogRequest) GetFollow() bool {
+	if x != nil {
+		return x.Follow
+	}
+	return false
+}
+
+func (x *ContainerLogRequest) GetPrevious() bool {
+	if x != nil {
+		return x.Previous
+	}
+	return false
+}
+
+func (x *ContainerLogRequest) GetTailLines() int64 {
+	if x != nil && x.TailLines != nil {
+		return *x.TailLines
+	}
+	return 0
+}
+
+func (x *ContainerLogRequest) GetTimestamps() bool {
+	if x != nil {
+		return x.Timestamps
+	}
+	return false
+}
+
 type NodeCondition struct {
 	state              protoimpl.MessageState `protogen:"open.v1"`
 	Type               string                 `protobuf:"bytes,1,opt,name=type,proto3" json:"type,omitempty"`
@@ -2604,7 +2929,7 @@ type NodeCondition struct {
 
 func (x *NodeCondition) Reset() {
 	*x = NodeCondition{}
-	mi := &file_kubelite_v1_core_proto_msgTypes[38]
+	mi := &file_kubelite_v1_core_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2616,7 +2941,7 @@ func (x *NodeCondition) String() string {
 func (*NodeCondition) ProtoMessage() {}
 
 func (x *NodeCondition) ProtoReflect() protoreflect.Message {
-	mi := &file_kubelite_v1_core_proto_msgTypes[38]
+	mi := &file_kubelite_v1_core_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2629,7 +2954,7 @@ func (x *NodeCondition) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeCondition.ProtoReflect.Descriptor instead.
 func (*NodeCondition) Descriptor() ([]byte, []int) {
-	return file_kubelite_v1_core_proto_rawDescGZIP(), []int{38}
+	return file_kubelite_v1_core_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *NodeCondition) GetType() string {
@@ -2684,7 +3009,7 @@ type NodeAddress struct {
 
 func (x *NodeAddress) Reset() {
 	*x = NodeAddress{}
-	mi := &file_kubelite_v1_core_proto_msgTypes[39]
+	mi := &file_kubelite_v1_core_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2696,7 +3021,7 @@ func (x *NodeAddress) String() string {
 func (*NodeAddress) ProtoMessage() {}
 
 func (x *NodeAddress) ProtoReflect() protoreflect.Message {
-	mi := &file_kubelite_v1_core_proto_msgTypes[39]
+	mi := &file_kubelite_v1_core_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2709,7 +3034,7 @@ func (x *NodeAddress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeAddress.ProtoReflect.Descriptor instead.
 func (*NodeAddress) Descriptor() ([]byte, []int) {
-	return file_kubelite_v1_core_proto_rawDescGZIP(), []int{39}
+	return file_kubelite_v1_core_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *NodeAddress) GetType() string {
@@ -2741,7 +3066,7 @@ type NodeSystemInfo struct {
 
 func (x *NodeSystemInfo) Reset() {
 	*x = NodeSystemInfo{}
-	mi := &file_kubelite_v1_core_proto_msgTypes[40]
+	mi := &file_kubelite_v1_core_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2753,7 +3078,7 @@ func (x *NodeSystemInfo) String() string {
 func (*NodeSystemInfo) ProtoMessage() {}
 
 func (x *NodeSystemInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_kubelite_v1_core_proto_msgTypes[40]
+	mi := &file_kubelite_v1_core_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2766,7 +3091,7 @@ func (x *NodeSystemInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeSystemInfo.ProtoReflect.Descriptor instead.
 func (*NodeSystemInfo) Descriptor() ([]byte, []int) {
-	return file_kubelite_v1_core_proto_rawDescGZIP(), []int{40}
+	return file_kubelite_v1_core_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *NodeSystemInfo) GetMachineId() string {
@@ -2831,7 +3156,7 @@ type Lease struct {
 
 func (x *Lease) Reset() {
 	*x = Lease{}
-	mi := &file_kubelite_v1_core_proto_msgTypes[41]
+	mi := &file_kubelite_v1_core_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2843,7 +3168,7 @@ func (x *Lease) String() string {
 func (*Lease) ProtoMessage() {}
 
 func (x *Lease) ProtoReflect() protoreflect.Message {
-	mi := &file_kubelite_v1_core_proto_msgTypes[41]
+	mi := &file_kubelite_v1_core_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2856,7 +3181,7 @@ func (x *Lease) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Lease.ProtoReflect.Descriptor instead.
 func (*Lease) Descriptor() ([]byte, []int) {
-	return file_kubelite_v1_core_proto_rawDescGZIP(), []int{41}
+	return file_kubelite_v1_core_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *Lease) GetApiVersion() string {
@@ -2899,7 +3224,7 @@ type LeaseList struct {
 
 func (x *LeaseList) Reset() {
 	*x = LeaseList{}
-	mi := &file_kubelite_v1_core_proto_msgTypes[42]
+	mi := &file_kubelite_v1_core_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2911,7 +3236,7 @@ func (x *LeaseList) String() string {
 func (*LeaseList) ProtoMessage() {}
 
 func (x *LeaseList) ProtoReflect() protoreflect.Message {
-	mi := &file_kubelite_v1_core_proto_msgTypes[42]
+	mi := &file_kubelite_v1_core_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2924,7 +3249,7 @@ func (x *LeaseList) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaseList.ProtoReflect.Descriptor instead.
 func (*LeaseList) Descriptor() ([]byte, []int) {
-	return file_kubelite_v1_core_proto_rawDescGZIP(), []int{42}
+	return file_kubelite_v1_core_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *LeaseList) GetApiVersion() string {
@@ -2968,7 +3293,7 @@ type LeaseSpec struct {
 
 func (x *LeaseSpec) Reset() {
 	*x = LeaseSpec{}
-	mi := &file_kubelite_v1_core_proto_msgTypes[43]
+	mi := &file_kubelite_v1_core_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2980,7 +3305,7 @@ func (x *LeaseSpec) String() string {
 func (*LeaseSpec) ProtoMessage() {}
 
 func (x *LeaseSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_kubelite_v1_core_proto_msgTypes[43]
+	mi := &file_kubelite_v1_core_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2993,7 +3318,7 @@ func (x *LeaseSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaseSpec.ProtoReflect.Descriptor instead.
 func (*LeaseSpec) Descriptor() ([]byte, []int) {
-	return file_kubelite_v1_core_proto_rawDescGZIP(), []int{43}
+	return file_kubelite_v1_core_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *LeaseSpec) GetHolderIdentity() string {
@@ -3054,7 +3379,7 @@ type Event struct {
 
 func (x *Event) Reset() {
 	*x = Event{}
-	mi := &file_kubelite_v1_core_proto_msgTypes[44]
+	mi := &file_kubelite_v1_core_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3066,7 +3391,7 @@ func (x *Event) String() string {
 func (*Event) ProtoMessage() {}
 
 func (x *Event) ProtoReflect() protoreflect.Message {
-	mi := &file_kubelite_v1_core_proto_msgTypes[44]
+	mi := &file_kubelite_v1_core_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3079,7 +3404,7 @@ func (x *Event) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Event.ProtoReflect.Descriptor instead.
 func (*Event) Descriptor() ([]byte, []int) {
-	return file_kubelite_v1_core_proto_rawDescGZIP(), []int{44}
+	return file_kubelite_v1_core_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *Event) GetApiVersion() string {
@@ -3185,7 +3510,7 @@ type EventList struct {
 
 func (x *EventList) Reset() {
 	*x = EventList{}
-	mi := &file_kubelite_v1_core_proto_msgTypes[45]
+	mi := &file_kubelite_v1_core_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3197,7 +3522,7 @@ func (x *EventList) String() string {
 func (*EventList) ProtoMessage() {}
 
 func (x *EventList) ProtoReflect() protoreflect.Message {
-	mi := &file_kubelite_v1_core_proto_msgTypes[45]
+	mi := &file_kubelite_v1_core_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3210,7 +3535,7 @@ func (x *EventList) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EventList.ProtoReflect.Descriptor instead.
 func (*EventList) Descriptor() ([]byte, []int) {
-	return file_kubelite_v1_core_proto_rawDescGZIP(), []int{45}
+	return file_kubelite_v1_core_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *EventList) GetApiVersion() string {
@@ -3251,7 +3576,7 @@ type EventSource struct {
 
 func (x *EventSource) Reset() {
 	*x = EventSource{}
-	mi := &file_kubelite_v1_core_proto_msgTypes[46]
+	mi := &file_kubelite_v1_core_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3263,7 +3588,7 @@ func (x *EventSource) String() string {
 func (*EventSource) ProtoMessage() {}
 
 func (x *EventSource) ProtoReflect() protoreflect.Message {
-	mi := &file_kubelite_v1_core_proto_msgTypes[46]
+	mi := &file_kubelite_v1_core_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3276,7 +3601,7 @@ func (x *EventSource) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EventSource.ProtoReflect.Descriptor instead.
 func (*EventSource) Descriptor() ([]byte, []int) {
-	return file_kubelite_v1_core_proto_rawDescGZIP(), []int{46}
+	return file_kubelite_v1_core_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *EventSource) GetComponent() string {
@@ -3519,7 +3844,7 @@ const file_kubelite_v1_core_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\tR\x05value\x12\x16\n" +
 	"\x06effect\x18\x03 \x01(\tR\x06effect\x129\n" +
 	"\n" +
-	"time_added\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\ttimeAdded\"\xc6\x03\n" +
+	"time_added\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\ttimeAdded\"\x93\x04\n" +
 	"\n" +
 	"NodeStatus\x12A\n" +
 	"\bcapacity\x18\x01 \x03(\v2%.kubelite.v1.NodeStatus.CapacityEntryR\bcapacity\x12J\n" +
@@ -3528,13 +3853,43 @@ const file_kubelite_v1_core_proto_rawDesc = "" +
 	"conditions\x18\x03 \x03(\v2\x1a.kubelite.v1.NodeConditionR\n" +
 	"conditions\x126\n" +
 	"\taddresses\x18\x04 \x03(\v2\x18.kubelite.v1.NodeAddressR\taddresses\x128\n" +
-	"\tnode_info\x18\x05 \x01(\v2\x1b.kubelite.v1.NodeSystemInfoR\bnodeInfo\x1a;\n" +
+	"\tnode_info\x18\x05 \x01(\v2\x1b.kubelite.v1.NodeSystemInfoR\bnodeInfo\x12K\n" +
+	"\x10daemon_endpoints\x18\x06 \x01(\v2 .kubelite.v1.NodeDaemonEndpointsR\x0fdaemonEndpoints\x1a;\n" +
 	"\rCapacityEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a>\n" +
 	"\x10AllocatableEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x87\x02\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"]\n" +
+	"\x13NodeDaemonEndpoints\x12F\n" +
+	"\x10kubelet_endpoint\x18\x01 \x01(\v2\x1b.kubelite.v1.DaemonEndpointR\x0fkubeletEndpoint\"$\n" +
+	"\x0eDaemonEndpoint\x12\x12\n" +
+	"\x04port\x18\x01 \x01(\x05R\x04port\"\xe6\x01\n" +
+	"\rPodLogRequest\x12\x1c\n" +
+	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x1c\n" +
+	"\tcontainer\x18\x03 \x01(\tR\tcontainer\x12\x16\n" +
+	"\x06follow\x18\x04 \x01(\bR\x06follow\x12\x1a\n" +
+	"\bprevious\x18\x05 \x01(\bR\bprevious\x12\"\n" +
+	"\n" +
+	"tail_lines\x18\x06 \x01(\x03H\x00R\ttailLines\x88\x01\x01\x12\x1e\n" +
+	"\n" +
+	"timestamps\x18\a \x01(\bR\n" +
+	"timestampsB\r\n" +
+	"\v_tail_lines\"\x1e\n" +
+	"\bLogChunk\x12\x12\n" +
+	"\x04data\x18\x01 \x01(\fR\x04data\"\xd3\x01\n" +
+	"\x13ContainerLogRequest\x12\x17\n" +
+	"\apod_uid\x18\x01 \x01(\tR\x06podUid\x12\x1c\n" +
+	"\tcontainer\x18\x02 \x01(\tR\tcontainer\x12\x16\n" +
+	"\x06follow\x18\x03 \x01(\bR\x06follow\x12\x1a\n" +
+	"\bprevious\x18\x04 \x01(\bR\bprevious\x12\"\n" +
+	"\n" +
+	"tail_lines\x18\x05 \x01(\x03H\x00R\ttailLines\x88\x01\x01\x12\x1e\n" +
+	"\n" +
+	"timestamps\x18\x06 \x01(\bR\n" +
+	"timestampsB\r\n" +
+	"\v_tail_lines\"\x87\x02\n" +
 	"\rNodeCondition\x12\x12\n" +
 	"\x04type\x18\x01 \x01(\tR\x04type\x12\x16\n" +
 	"\x06status\x18\x02 \x01(\tR\x06status\x12J\n" +
@@ -3600,7 +3955,9 @@ const file_kubelite_v1_core_proto_rawDesc = "" +
 	"\x05items\x18\x04 \x03(\v2\x12.kubelite.v1.EventR\x05items\"?\n" +
 	"\vEventSource\x12\x1c\n" +
 	"\tcomponent\x18\x01 \x01(\tR\tcomponent\x12\x12\n" +
-	"\x04host\x18\x02 \x01(\tR\x04hostB;Z9github.com/kubelite/kubelite/proto/kubelite/v1;kubelitev1b\x06proto3"
+	"\x04host\x18\x02 \x01(\tR\x04host2\\\n" +
+	"\x0eKubeletService\x12J\n" +
+	"\rContainerLogs\x12 .kubelite.v1.ContainerLogRequest\x1a\x15.kubelite.v1.LogChunk0\x01B;Z9github.com/kubelite/kubelite/proto/kubelite/v1;kubelitev1b\x06proto3"
 
 var (
 	file_kubelite_v1_core_proto_rawDescOnce sync.Once
@@ -3614,7 +3971,7 @@ func file_kubelite_v1_core_proto_rawDescGZIP() []byte {
 	return file_kubelite_v1_core_proto_rawDescData
 }
 
-var file_kubelite_v1_core_proto_msgTypes = make([]protoimpl.MessageInfo, 52)
+var file_kubelite_v1_core_proto_msgTypes = make([]protoimpl.MessageInfo, 57)
 var file_kubelite_v1_core_proto_goTypes = []any{
 	(*Pod)(nil),                               // 0: kubelite.v1.Pod
 	(*PodList)(nil),                           // 1: kubelite.v1.PodList
@@ -3654,34 +4011,39 @@ var file_kubelite_v1_core_proto_goTypes = []any{
 	(*NodeSpec)(nil),                          // 35: kubelite.v1.NodeSpec
 	(*Taint)(nil),                             // 36: kubelite.v1.Taint
 	(*NodeStatus)(nil),                        // 37: kubelite.v1.NodeStatus
-	(*NodeCondition)(nil),                     // 38: kubelite.v1.NodeCondition
-	(*NodeAddress)(nil),                       // 39: kubelite.v1.NodeAddress
-	(*NodeSystemInfo)(nil),                    // 40: kubelite.v1.NodeSystemInfo
-	(*Lease)(nil),                             // 41: kubelite.v1.Lease
-	(*LeaseList)(nil),                         // 42: kubelite.v1.LeaseList
-	(*LeaseSpec)(nil),                         // 43: kubelite.v1.LeaseSpec
-	(*Event)(nil),                             // 44: kubelite.v1.Event
-	(*EventList)(nil),                         // 45: kubelite.v1.EventList
-	(*EventSource)(nil),                       // 46: kubelite.v1.EventSource
-	nil,                                       // 47: kubelite.v1.PodSpec.NodeSelectorEntry
-	nil,                                       // 48: kubelite.v1.ResourceRequirements.LimitsEntry
-	nil,                                       // 49: kubelite.v1.ResourceRequirements.RequestsEntry
-	nil,                                       // 50: kubelite.v1.NodeStatus.CapacityEntry
-	nil,                                       // 51: kubelite.v1.NodeStatus.AllocatableEntry
-	(*ObjectMeta)(nil),                        // 52: kubelite.v1.ObjectMeta
-	(*ListMeta)(nil),                          // 53: kubelite.v1.ListMeta
-	(*LabelSelectorRequirement)(nil),          // 54: kubelite.v1.LabelSelectorRequirement
-	(*timestamppb.Timestamp)(nil),             // 55: google.protobuf.Timestamp
-	(*ObjectReference)(nil),                   // 56: kubelite.v1.ObjectReference
+	(*NodeDaemonEndpoints)(nil),               // 38: kubelite.v1.NodeDaemonEndpoints
+	(*DaemonEndpoint)(nil),                    // 39: kubelite.v1.DaemonEndpoint
+	(*PodLogRequest)(nil),                     // 40: kubelite.v1.PodLogRequest
+	(*LogChunk)(nil),                          // 41: kubelite.v1.LogChunk
+	(*ContainerLogRequest)(nil),               // 42: kubelite.v1.ContainerLogRequest
+	(*NodeCondition)(nil),                     // 43: kubelite.v1.NodeCondition
+	(*NodeAddress)(nil),                       // 44: kubelite.v1.NodeAddress
+	(*NodeSystemInfo)(nil),                    // 45: kubelite.v1.NodeSystemInfo
+	(*Lease)(nil),                             // 46: kubelite.v1.Lease
+	(*LeaseList)(nil),                         // 47: kubelite.v1.LeaseList
+	(*LeaseSpec)(nil),                         // 48: kubelite.v1.LeaseSpec
+	(*Event)(nil),                             // 49: kubelite.v1.Event
+	(*EventList)(nil),                         // 50: kubelite.v1.EventList
+	(*EventSource)(nil),                       // 51: kubelite.v1.EventSource
+	nil,                                       // 52: kubelite.v1.PodSpec.NodeSelectorEntry
+	nil,                                       // 53: kubelite.v1.ResourceRequirements.LimitsEntry
+	nil,                                       // 54: kubelite.v1.ResourceRequirements.RequestsEntry
+	nil,                                       // 55: kubelite.v1.NodeStatus.CapacityEntry
+	nil,                                       // 56: kubelite.v1.NodeStatus.AllocatableEntry
+	(*ObjectMeta)(nil),                        // 57: kubelite.v1.ObjectMeta
+	(*ListMeta)(nil),                          // 58: kubelite.v1.ListMeta
+	(*LabelSelectorRequirement)(nil),          // 59: kubelite.v1.LabelSelectorRequirement
+	(*timestamppb.Timestamp)(nil),             // 60: google.protobuf.Timestamp
+	(*ObjectReference)(nil),                   // 61: kubelite.v1.ObjectReference
 }
 var file_kubelite_v1_core_proto_depIdxs = []int32{
-	52, // 0: kubelite.v1.Pod.metadata:type_name -> kubelite.v1.ObjectMeta
+	57, // 0: kubelite.v1.Pod.metadata:type_name -> kubelite.v1.ObjectMeta
 	2,  // 1: kubelite.v1.Pod.spec:type_name -> kubelite.v1.PodSpec
 	25, // 2: kubelite.v1.Pod.status:type_name -> kubelite.v1.PodStatus
-	53, // 3: kubelite.v1.PodList.metadata:type_name -> kubelite.v1.ListMeta
+	58, // 3: kubelite.v1.PodList.metadata:type_name -> kubelite.v1.ListMeta
 	0,  // 4: kubelite.v1.PodList.items:type_name -> kubelite.v1.Pod
 	11, // 5: kubelite.v1.PodSpec.containers:type_name -> kubelite.v1.Container
-	47, // 6: kubelite.v1.PodSpec.node_selector:type_name -> kubelite.v1.PodSpec.NodeSelectorEntry
+	52, // 6: kubelite.v1.PodSpec.node_selector:type_name -> kubelite.v1.PodSpec.NodeSelectorEntry
 	24, // 7: kubelite.v1.PodSpec.tolerations:type_name -> kubelite.v1.Toleration
 	3,  // 8: kubelite.v1.PodSpec.volumes:type_name -> kubelite.v1.Volume
 	7,  // 9: kubelite.v1.PodSpec.affinity:type_name -> kubelite.v1.Affinity
@@ -3691,7 +4053,7 @@ var file_kubelite_v1_core_proto_depIdxs = []int32{
 	8,  // 13: kubelite.v1.Affinity.node_affinity:type_name -> kubelite.v1.NodeAffinity
 	9,  // 14: kubelite.v1.NodeAffinity.required_during_scheduling_ignored_during_execution:type_name -> kubelite.v1.NodeSelector
 	10, // 15: kubelite.v1.NodeSelector.node_selector_terms:type_name -> kubelite.v1.NodeSelectorTerm
-	54, // 16: kubelite.v1.NodeSelectorTerm.match_expressions:type_name -> kubelite.v1.LabelSelectorRequirement
+	59, // 16: kubelite.v1.NodeSelectorTerm.match_expressions:type_name -> kubelite.v1.LabelSelectorRequirement
 	13, // 17: kubelite.v1.Container.env:type_name -> kubelite.v1.EnvVar
 	15, // 18: kubelite.v1.Container.resources:type_name -> kubelite.v1.ResourceRequirements
 	14, // 19: kubelite.v1.Container.ports:type_name -> kubelite.v1.ContainerPort
@@ -3700,8 +4062,8 @@ var file_kubelite_v1_core_proto_depIdxs = []int32{
 	16, // 22: kubelite.v1.Container.startup_probe:type_name -> kubelite.v1.Probe
 	23, // 23: kubelite.v1.Container.lifecycle:type_name -> kubelite.v1.Lifecycle
 	12, // 24: kubelite.v1.Container.volume_mounts:type_name -> kubelite.v1.VolumeMount
-	48, // 25: kubelite.v1.ResourceRequirements.limits:type_name -> kubelite.v1.ResourceRequirements.LimitsEntry
-	49, // 26: kubelite.v1.ResourceRequirements.requests:type_name -> kubelite.v1.ResourceRequirements.RequestsEntry
+	53, // 25: kubelite.v1.ResourceRequirements.limits:type_name -> kubelite.v1.ResourceRequirements.LimitsEntry
+	54, // 26: kubelite.v1.ResourceRequirements.requests:type_name -> kubelite.v1.ResourceRequirements.RequestsEntry
 	17, // 27: kubelite.v1.Probe.exec:type_name -> kubelite.v1.ExecAction
 	18, // 28: kubelite.v1.Probe.http_get:type_name -> kubelite.v1.HTTPGetAction
 	20, // 29: kubelite.v1.Probe.tcp_socket:type_name -> kubelite.v1.TCPSocketAction
@@ -3713,52 +4075,56 @@ var file_kubelite_v1_core_proto_depIdxs = []int32{
 	22, // 35: kubelite.v1.Lifecycle.post_start:type_name -> kubelite.v1.LifecycleHandler
 	22, // 36: kubelite.v1.Lifecycle.pre_stop:type_name -> kubelite.v1.LifecycleHandler
 	26, // 37: kubelite.v1.PodStatus.conditions:type_name -> kubelite.v1.PodCondition
-	55, // 38: kubelite.v1.PodStatus.start_time:type_name -> google.protobuf.Timestamp
+	60, // 38: kubelite.v1.PodStatus.start_time:type_name -> google.protobuf.Timestamp
 	27, // 39: kubelite.v1.PodStatus.container_statuses:type_name -> kubelite.v1.ContainerStatus
-	55, // 40: kubelite.v1.PodCondition.last_probe_time:type_name -> google.protobuf.Timestamp
-	55, // 41: kubelite.v1.PodCondition.last_transition_time:type_name -> google.protobuf.Timestamp
+	60, // 40: kubelite.v1.PodCondition.last_probe_time:type_name -> google.protobuf.Timestamp
+	60, // 41: kubelite.v1.PodCondition.last_transition_time:type_name -> google.protobuf.Timestamp
 	28, // 42: kubelite.v1.ContainerStatus.state:type_name -> kubelite.v1.ContainerState
 	28, // 43: kubelite.v1.ContainerStatus.last_state:type_name -> kubelite.v1.ContainerState
 	29, // 44: kubelite.v1.ContainerState.waiting:type_name -> kubelite.v1.ContainerStateWaiting
 	30, // 45: kubelite.v1.ContainerState.running:type_name -> kubelite.v1.ContainerStateRunning
 	31, // 46: kubelite.v1.ContainerState.terminated:type_name -> kubelite.v1.ContainerStateTerminated
-	55, // 47: kubelite.v1.ContainerStateRunning.started_at:type_name -> google.protobuf.Timestamp
-	55, // 48: kubelite.v1.ContainerStateTerminated.started_at:type_name -> google.protobuf.Timestamp
-	55, // 49: kubelite.v1.ContainerStateTerminated.finished_at:type_name -> google.protobuf.Timestamp
-	52, // 50: kubelite.v1.Binding.metadata:type_name -> kubelite.v1.ObjectMeta
-	56, // 51: kubelite.v1.Binding.target:type_name -> kubelite.v1.ObjectReference
-	52, // 52: kubelite.v1.Node.metadata:type_name -> kubelite.v1.ObjectMeta
+	60, // 47: kubelite.v1.ContainerStateRunning.started_at:type_name -> google.protobuf.Timestamp
+	60, // 48: kubelite.v1.ContainerStateTerminated.started_at:type_name -> google.protobuf.Timestamp
+	60, // 49: kubelite.v1.ContainerStateTerminated.finished_at:type_name -> google.protobuf.Timestamp
+	57, // 50: kubelite.v1.Binding.metadata:type_name -> kubelite.v1.ObjectMeta
+	61, // 51: kubelite.v1.Binding.target:type_name -> kubelite.v1.ObjectReference
+	57, // 52: kubelite.v1.Node.metadata:type_name -> kubelite.v1.ObjectMeta
 	35, // 53: kubelite.v1.Node.spec:type_name -> kubelite.v1.NodeSpec
 	37, // 54: kubelite.v1.Node.status:type_name -> kubelite.v1.NodeStatus
-	53, // 55: kubelite.v1.NodeList.metadata:type_name -> kubelite.v1.ListMeta
+	58, // 55: kubelite.v1.NodeList.metadata:type_name -> kubelite.v1.ListMeta
 	33, // 56: kubelite.v1.NodeList.items:type_name -> kubelite.v1.Node
 	36, // 57: kubelite.v1.NodeSpec.taints:type_name -> kubelite.v1.Taint
-	55, // 58: kubelite.v1.Taint.time_added:type_name -> google.protobuf.Timestamp
-	50, // 59: kubelite.v1.NodeStatus.capacity:type_name -> kubelite.v1.NodeStatus.CapacityEntry
-	51, // 60: kubelite.v1.NodeStatus.allocatable:type_name -> kubelite.v1.NodeStatus.AllocatableEntry
-	38, // 61: kubelite.v1.NodeStatus.conditions:type_name -> kubelite.v1.NodeCondition
-	39, // 62: kubelite.v1.NodeStatus.addresses:type_name -> kubelite.v1.NodeAddress
-	40, // 63: kubelite.v1.NodeStatus.node_info:type_name -> kubelite.v1.NodeSystemInfo
-	55, // 64: kubelite.v1.NodeCondition.last_heartbeat_time:type_name -> google.protobuf.Timestamp
-	55, // 65: kubelite.v1.NodeCondition.last_transition_time:type_name -> google.protobuf.Timestamp
-	52, // 66: kubelite.v1.Lease.metadata:type_name -> kubelite.v1.ObjectMeta
-	43, // 67: kubelite.v1.Lease.spec:type_name -> kubelite.v1.LeaseSpec
-	53, // 68: kubelite.v1.LeaseList.metadata:type_name -> kubelite.v1.ListMeta
-	41, // 69: kubelite.v1.LeaseList.items:type_name -> kubelite.v1.Lease
-	55, // 70: kubelite.v1.LeaseSpec.acquire_time:type_name -> google.protobuf.Timestamp
-	55, // 71: kubelite.v1.LeaseSpec.renew_time:type_name -> google.protobuf.Timestamp
-	52, // 72: kubelite.v1.Event.metadata:type_name -> kubelite.v1.ObjectMeta
-	56, // 73: kubelite.v1.Event.involved_object:type_name -> kubelite.v1.ObjectReference
-	46, // 74: kubelite.v1.Event.source:type_name -> kubelite.v1.EventSource
-	55, // 75: kubelite.v1.Event.first_timestamp:type_name -> google.protobuf.Timestamp
-	55, // 76: kubelite.v1.Event.last_timestamp:type_name -> google.protobuf.Timestamp
-	53, // 77: kubelite.v1.EventList.metadata:type_name -> kubelite.v1.ListMeta
-	44, // 78: kubelite.v1.EventList.items:type_name -> kubelite.v1.Event
-	79, // [79:79] is the sub-list for method output_type
-	79, // [79:79] is the sub-list for method input_type
-	79, // [79:79] is the sub-list for extension type_name
-	79, // [79:79] is the sub-list for extension extendee
-	0,  // [0:79] is the sub-list for field type_name
+	60, // 58: kubelite.v1.Taint.time_added:type_name -> google.protobuf.Timestamp
+	55, // 59: kubelite.v1.NodeStatus.capacity:type_name -> kubelite.v1.NodeStatus.CapacityEntry
+	56, // 60: kubelite.v1.NodeStatus.allocatable:type_name -> kubelite.v1.NodeStatus.AllocatableEntry
+	43, // 61: kubelite.v1.NodeStatus.conditions:type_name -> kubelite.v1.NodeCondition
+	44, // 62: kubelite.v1.NodeStatus.addresses:type_name -> kubelite.v1.NodeAddress
+	45, // 63: kubelite.v1.NodeStatus.node_info:type_name -> kubelite.v1.NodeSystemInfo
+	38, // 64: kubelite.v1.NodeStatus.daemon_endpoints:type_name -> kubelite.v1.NodeDaemonEndpoints
+	39, // 65: kubelite.v1.NodeDaemonEndpoints.kubelet_endpoint:type_name -> kubelite.v1.DaemonEndpoint
+	60, // 66: kubelite.v1.NodeCondition.last_heartbeat_time:type_name -> google.protobuf.Timestamp
+	60, // 67: kubelite.v1.NodeCondition.last_transition_time:type_name -> google.protobuf.Timestamp
+	57, // 68: kubelite.v1.Lease.metadata:type_name -> kubelite.v1.ObjectMeta
+	48, // 69: kubelite.v1.Lease.spec:type_name -> kubelite.v1.LeaseSpec
+	58, // 70: kubelite.v1.LeaseList.metadata:type_name -> kubelite.v1.ListMeta
+	46, // 71: kubelite.v1.LeaseList.items:type_name -> kubelite.v1.Lease
+	60, // 72: kubelite.v1.LeaseSpec.acquire_time:type_name -> google.protobuf.Timestamp
+	60, // 73: kubelite.v1.LeaseSpec.renew_time:type_name -> google.protobuf.Timestamp
+	57, // 74: kubelite.v1.Event.metadata:type_name -> kubelite.v1.ObjectMeta
+	61, // 75: kubelite.v1.Event.involved_object:type_name -> kubelite.v1.ObjectReference
+	51, // 76: kubelite.v1.Event.source:type_name -> kubelite.v1.EventSource
+	60, // 77: kubelite.v1.Event.first_timestamp:type_name -> google.protobuf.Timestamp
+	60, // 78: kubelite.v1.Event.last_timestamp:type_name -> google.protobuf.Timestamp
+	58, // 79: kubelite.v1.EventList.metadata:type_name -> kubelite.v1.ListMeta
+	49, // 80: kubelite.v1.EventList.items:type_name -> kubelite.v1.Event
+	42, // 81: kubelite.v1.KubeletService.ContainerLogs:input_type -> kubelite.v1.ContainerLogRequest
+	41, // 82: kubelite.v1.KubeletService.ContainerLogs:output_type -> kubelite.v1.LogChunk
+	82, // [82:83] is the sub-list for method output_type
+	81, // [81:82] is the sub-list for method input_type
+	81, // [81:81] is the sub-list for extension type_name
+	81, // [81:81] is the sub-list for extension extendee
+	0,  // [0:81] is the sub-list for field type_name
 }
 
 func init() { file_kubelite_v1_core_proto_init() }
@@ -3771,16 +4137,18 @@ func file_kubelite_v1_core_proto_init() {
 	file_kubelite_v1_core_proto_msgTypes[16].OneofWrappers = []any{}
 	file_kubelite_v1_core_proto_msgTypes[24].OneofWrappers = []any{}
 	file_kubelite_v1_core_proto_msgTypes[27].OneofWrappers = []any{}
-	file_kubelite_v1_core_proto_msgTypes[43].OneofWrappers = []any{}
+	file_kubelite_v1_core_proto_msgTypes[40].OneofWrappers = []any{}
+	file_kubelite_v1_core_proto_msgTypes[42].OneofWrappers = []any{}
+	file_kubelite_v1_core_proto_msgTypes[48].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_kubelite_v1_core_proto_rawDesc), len(file_kubelite_v1_core_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   52,
+			NumMessages:   57,
 			NumExtensions: 0,
-			NumServices:   0,
+			NumServices:   1,
 		},
 		GoTypes:           file_kubelite_v1_core_proto_goTypes,
 		DependencyIndexes: file_kubelite_v1_core_proto_depIdxs,

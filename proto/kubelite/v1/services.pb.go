@@ -473,7 +473,7 @@ const file_kubelite_v1_services_proto_rawDesc = "" +
 	"\x06object\x18\x02 \x01(\v2\x18.kubelite.v1.StatefulSetR\x06object\"k\n" +
 	"\x1cControllerRevisionWatchEvent\x12\x12\n" +
 	"\x04type\x18\x01 \x01(\tR\x04type\x127\n" +
-	"\x06object\x18\x02 \x01(\v2\x1f.kubelite.v1.ControllerRevisionR\x06object2\xb0\x03\n" +
+	"\x06object\x18\x02 \x01(\v2\x1f.kubelite.v1.ControllerRevisionR\x06object2\xed\x03\n" +
 	"\n" +
 	"PodService\x12,\n" +
 	"\x06Create\x12\x10.kubelite.v1.Pod\x1a\x10.kubelite.v1.Pod\x120\n" +
@@ -483,7 +483,8 @@ const file_kubelite_v1_services_proto_rawDesc = "" +
 	"\fUpdateStatus\x12\x10.kubelite.v1.Pod\x1a\x10.kubelite.v1.Pod\x126\n" +
 	"\x06Delete\x12\x1a.kubelite.v1.DeleteRequest\x1a\x10.kubelite.v1.Pod\x12@\n" +
 	"\x05Watch\x12\x19.kubelite.v1.WatchRequest\x1a\x1a.kubelite.v1.PodWatchEvent0\x01\x12.\n" +
-	"\x04Bind\x12\x14.kubelite.v1.Binding\x1a\x10.kubelite.v1.Pod2\x8b\x03\n" +
+	"\x04Bind\x12\x14.kubelite.v1.Binding\x1a\x10.kubelite.v1.Pod\x12;\n" +
+	"\x04Logs\x12\x1a.kubelite.v1.PodLogRequest\x1a\x15.kubelite.v1.LogChunk0\x012\x8b\x03\n" +
 	"\vNodeService\x12.\n" +
 	"\x06Create\x12\x11.kubelite.v1.Node\x1a\x11.kubelite.v1.Node\x121\n" +
 	"\x03Get\x12\x17.kubelite.v1.GetRequest\x1a\x11.kubelite.v1.Node\x127\n" +
@@ -576,14 +577,16 @@ var file_kubelite_v1_services_proto_goTypes = []any{
 	(*DeleteRequest)(nil),                // 18: kubelite.v1.DeleteRequest
 	(*WatchRequest)(nil),                 // 19: kubelite.v1.WatchRequest
 	(*Binding)(nil),                      // 20: kubelite.v1.Binding
-	(*PodList)(nil),                      // 21: kubelite.v1.PodList
-	(*NodeList)(nil),                     // 22: kubelite.v1.NodeList
-	(*LeaseList)(nil),                    // 23: kubelite.v1.LeaseList
-	(*EventList)(nil),                    // 24: kubelite.v1.EventList
-	(*ReplicaSetList)(nil),               // 25: kubelite.v1.ReplicaSetList
-	(*DeploymentList)(nil),               // 26: kubelite.v1.DeploymentList
-	(*StatefulSetList)(nil),              // 27: kubelite.v1.StatefulSetList
-	(*ControllerRevisionList)(nil),       // 28: kubelite.v1.ControllerRevisionList
+	(*PodLogRequest)(nil),                // 21: kubelite.v1.PodLogRequest
+	(*PodList)(nil),                      // 22: kubelite.v1.PodList
+	(*LogChunk)(nil),                     // 23: kubelite.v1.LogChunk
+	(*NodeList)(nil),                     // 24: kubelite.v1.NodeList
+	(*LeaseList)(nil),                    // 25: kubelite.v1.LeaseList
+	(*EventList)(nil),                    // 26: kubelite.v1.EventList
+	(*ReplicaSetList)(nil),               // 27: kubelite.v1.ReplicaSetList
+	(*DeploymentList)(nil),               // 28: kubelite.v1.DeploymentList
+	(*StatefulSetList)(nil),              // 29: kubelite.v1.StatefulSetList
+	(*ControllerRevisionList)(nil),       // 30: kubelite.v1.ControllerRevisionList
 }
 var file_kubelite_v1_services_proto_depIdxs = []int32{
 	8,  // 0: kubelite.v1.PodWatchEvent.object:type_name -> kubelite.v1.Pod
@@ -602,114 +605,116 @@ var file_kubelite_v1_services_proto_depIdxs = []int32{
 	18, // 13: kubelite.v1.PodService.Delete:input_type -> kubelite.v1.DeleteRequest
 	19, // 14: kubelite.v1.PodService.Watch:input_type -> kubelite.v1.WatchRequest
 	20, // 15: kubelite.v1.PodService.Bind:input_type -> kubelite.v1.Binding
-	9,  // 16: kubelite.v1.NodeService.Create:input_type -> kubelite.v1.Node
-	16, // 17: kubelite.v1.NodeService.Get:input_type -> kubelite.v1.GetRequest
-	17, // 18: kubelite.v1.NodeService.List:input_type -> kubelite.v1.ListRequest
-	9,  // 19: kubelite.v1.NodeService.Update:input_type -> kubelite.v1.Node
-	9,  // 20: kubelite.v1.NodeService.UpdateStatus:input_type -> kubelite.v1.Node
-	18, // 21: kubelite.v1.NodeService.Delete:input_type -> kubelite.v1.DeleteRequest
-	19, // 22: kubelite.v1.NodeService.Watch:input_type -> kubelite.v1.WatchRequest
-	10, // 23: kubelite.v1.LeaseService.Create:input_type -> kubelite.v1.Lease
-	16, // 24: kubelite.v1.LeaseService.Get:input_type -> kubelite.v1.GetRequest
-	17, // 25: kubelite.v1.LeaseService.List:input_type -> kubelite.v1.ListRequest
-	10, // 26: kubelite.v1.LeaseService.Update:input_type -> kubelite.v1.Lease
-	10, // 27: kubelite.v1.LeaseService.UpdateStatus:input_type -> kubelite.v1.Lease
-	18, // 28: kubelite.v1.LeaseService.Delete:input_type -> kubelite.v1.DeleteRequest
-	19, // 29: kubelite.v1.LeaseService.Watch:input_type -> kubelite.v1.WatchRequest
-	11, // 30: kubelite.v1.EventService.Create:input_type -> kubelite.v1.Event
-	16, // 31: kubelite.v1.EventService.Get:input_type -> kubelite.v1.GetRequest
-	17, // 32: kubelite.v1.EventService.List:input_type -> kubelite.v1.ListRequest
-	11, // 33: kubelite.v1.EventService.Update:input_type -> kubelite.v1.Event
-	11, // 34: kubelite.v1.EventService.UpdateStatus:input_type -> kubelite.v1.Event
-	18, // 35: kubelite.v1.EventService.Delete:input_type -> kubelite.v1.DeleteRequest
-	19, // 36: kubelite.v1.EventService.Watch:input_type -> kubelite.v1.WatchRequest
-	12, // 37: kubelite.v1.ReplicaSetService.Create:input_type -> kubelite.v1.ReplicaSet
-	16, // 38: kubelite.v1.ReplicaSetService.Get:input_type -> kubelite.v1.GetRequest
-	17, // 39: kubelite.v1.ReplicaSetService.List:input_type -> kubelite.v1.ListRequest
-	12, // 40: kubelite.v1.ReplicaSetService.Update:input_type -> kubelite.v1.ReplicaSet
-	12, // 41: kubelite.v1.ReplicaSetService.UpdateStatus:input_type -> kubelite.v1.ReplicaSet
-	18, // 42: kubelite.v1.ReplicaSetService.Delete:input_type -> kubelite.v1.DeleteRequest
-	19, // 43: kubelite.v1.ReplicaSetService.Watch:input_type -> kubelite.v1.WatchRequest
-	13, // 44: kubelite.v1.DeploymentService.Create:input_type -> kubelite.v1.Deployment
-	16, // 45: kubelite.v1.DeploymentService.Get:input_type -> kubelite.v1.GetRequest
-	17, // 46: kubelite.v1.DeploymentService.List:input_type -> kubelite.v1.ListRequest
-	13, // 47: kubelite.v1.DeploymentService.Update:input_type -> kubelite.v1.Deployment
-	13, // 48: kubelite.v1.DeploymentService.UpdateStatus:input_type -> kubelite.v1.Deployment
-	18, // 49: kubelite.v1.DeploymentService.Delete:input_type -> kubelite.v1.DeleteRequest
-	19, // 50: kubelite.v1.DeploymentService.Watch:input_type -> kubelite.v1.WatchRequest
-	14, // 51: kubelite.v1.StatefulSetService.Create:input_type -> kubelite.v1.StatefulSet
-	16, // 52: kubelite.v1.StatefulSetService.Get:input_type -> kubelite.v1.GetRequest
-	17, // 53: kubelite.v1.StatefulSetService.List:input_type -> kubelite.v1.ListRequest
-	14, // 54: kubelite.v1.StatefulSetService.Update:input_type -> kubelite.v1.StatefulSet
-	14, // 55: kubelite.v1.StatefulSetService.UpdateStatus:input_type -> kubelite.v1.StatefulSet
-	18, // 56: kubelite.v1.StatefulSetService.Delete:input_type -> kubelite.v1.DeleteRequest
-	19, // 57: kubelite.v1.StatefulSetService.Watch:input_type -> kubelite.v1.WatchRequest
-	15, // 58: kubelite.v1.ControllerRevisionService.Create:input_type -> kubelite.v1.ControllerRevision
-	16, // 59: kubelite.v1.ControllerRevisionService.Get:input_type -> kubelite.v1.GetRequest
-	17, // 60: kubelite.v1.ControllerRevisionService.List:input_type -> kubelite.v1.ListRequest
-	15, // 61: kubelite.v1.ControllerRevisionService.Update:input_type -> kubelite.v1.ControllerRevision
-	15, // 62: kubelite.v1.ControllerRevisionService.UpdateStatus:input_type -> kubelite.v1.ControllerRevision
-	18, // 63: kubelite.v1.ControllerRevisionService.Delete:input_type -> kubelite.v1.DeleteRequest
-	19, // 64: kubelite.v1.ControllerRevisionService.Watch:input_type -> kubelite.v1.WatchRequest
-	8,  // 65: kubelite.v1.PodService.Create:output_type -> kubelite.v1.Pod
-	8,  // 66: kubelite.v1.PodService.Get:output_type -> kubelite.v1.Pod
-	21, // 67: kubelite.v1.PodService.List:output_type -> kubelite.v1.PodList
-	8,  // 68: kubelite.v1.PodService.Update:output_type -> kubelite.v1.Pod
-	8,  // 69: kubelite.v1.PodService.UpdateStatus:output_type -> kubelite.v1.Pod
-	8,  // 70: kubelite.v1.PodService.Delete:output_type -> kubelite.v1.Pod
-	0,  // 71: kubelite.v1.PodService.Watch:output_type -> kubelite.v1.PodWatchEvent
-	8,  // 72: kubelite.v1.PodService.Bind:output_type -> kubelite.v1.Pod
-	9,  // 73: kubelite.v1.NodeService.Create:output_type -> kubelite.v1.Node
-	9,  // 74: kubelite.v1.NodeService.Get:output_type -> kubelite.v1.Node
-	22, // 75: kubelite.v1.NodeService.List:output_type -> kubelite.v1.NodeList
-	9,  // 76: kubelite.v1.NodeService.Update:output_type -> kubelite.v1.Node
-	9,  // 77: kubelite.v1.NodeService.UpdateStatus:output_type -> kubelite.v1.Node
-	9,  // 78: kubelite.v1.NodeService.Delete:output_type -> kubelite.v1.Node
-	1,  // 79: kubelite.v1.NodeService.Watch:output_type -> kubelite.v1.NodeWatchEvent
-	10, // 80: kubelite.v1.LeaseService.Create:output_type -> kubelite.v1.Lease
-	10, // 81: kubelite.v1.LeaseService.Get:output_type -> kubelite.v1.Lease
-	23, // 82: kubelite.v1.LeaseService.List:output_type -> kubelite.v1.LeaseList
-	10, // 83: kubelite.v1.LeaseService.Update:output_type -> kubelite.v1.Lease
-	10, // 84: kubelite.v1.LeaseService.UpdateStatus:output_type -> kubelite.v1.Lease
-	10, // 85: kubelite.v1.LeaseService.Delete:output_type -> kubelite.v1.Lease
-	2,  // 86: kubelite.v1.LeaseService.Watch:output_type -> kubelite.v1.LeaseWatchEvent
-	11, // 87: kubelite.v1.EventService.Create:output_type -> kubelite.v1.Event
-	11, // 88: kubelite.v1.EventService.Get:output_type -> kubelite.v1.Event
-	24, // 89: kubelite.v1.EventService.List:output_type -> kubelite.v1.EventList
-	11, // 90: kubelite.v1.EventService.Update:output_type -> kubelite.v1.Event
-	11, // 91: kubelite.v1.EventService.UpdateStatus:output_type -> kubelite.v1.Event
-	11, // 92: kubelite.v1.EventService.Delete:output_type -> kubelite.v1.Event
-	3,  // 93: kubelite.v1.EventService.Watch:output_type -> kubelite.v1.EventWatchEvent
-	12, // 94: kubelite.v1.ReplicaSetService.Create:output_type -> kubelite.v1.ReplicaSet
-	12, // 95: kubelite.v1.ReplicaSetService.Get:output_type -> kubelite.v1.ReplicaSet
-	25, // 96: kubelite.v1.ReplicaSetService.List:output_type -> kubelite.v1.ReplicaSetList
-	12, // 97: kubelite.v1.ReplicaSetService.Update:output_type -> kubelite.v1.ReplicaSet
-	12, // 98: kubelite.v1.ReplicaSetService.UpdateStatus:output_type -> kubelite.v1.ReplicaSet
-	12, // 99: kubelite.v1.ReplicaSetService.Delete:output_type -> kubelite.v1.ReplicaSet
-	4,  // 100: kubelite.v1.ReplicaSetService.Watch:output_type -> kubelite.v1.ReplicaSetWatchEvent
-	13, // 101: kubelite.v1.DeploymentService.Create:output_type -> kubelite.v1.Deployment
-	13, // 102: kubelite.v1.DeploymentService.Get:output_type -> kubelite.v1.Deployment
-	26, // 103: kubelite.v1.DeploymentService.List:output_type -> kubelite.v1.DeploymentList
-	13, // 104: kubelite.v1.DeploymentService.Update:output_type -> kubelite.v1.Deployment
-	13, // 105: kubelite.v1.DeploymentService.UpdateStatus:output_type -> kubelite.v1.Deployment
-	13, // 106: kubelite.v1.DeploymentService.Delete:output_type -> kubelite.v1.Deployment
-	5,  // 107: kubelite.v1.DeploymentService.Watch:output_type -> kubelite.v1.DeploymentWatchEvent
-	14, // 108: kubelite.v1.StatefulSetService.Create:output_type -> kubelite.v1.StatefulSet
-	14, // 109: kubelite.v1.StatefulSetService.Get:output_type -> kubelite.v1.StatefulSet
-	27, // 110: kubelite.v1.StatefulSetService.List:output_type -> kubelite.v1.StatefulSetList
-	14, // 111: kubelite.v1.StatefulSetService.Update:output_type -> kubelite.v1.StatefulSet
-	14, // 112: kubelite.v1.StatefulSetService.UpdateStatus:output_type -> kubelite.v1.StatefulSet
-	14, // 113: kubelite.v1.StatefulSetService.Delete:output_type -> kubelite.v1.StatefulSet
-	6,  // 114: kubelite.v1.StatefulSetService.Watch:output_type -> kubelite.v1.StatefulSetWatchEvent
-	15, // 115: kubelite.v1.ControllerRevisionService.Create:output_type -> kubelite.v1.ControllerRevision
-	15, // 116: kubelite.v1.ControllerRevisionService.Get:output_type -> kubelite.v1.ControllerRevision
-	28, // 117: kubelite.v1.ControllerRevisionService.List:output_type -> kubelite.v1.ControllerRevisionList
-	15, // 118: kubelite.v1.ControllerRevisionService.Update:output_type -> kubelite.v1.ControllerRevision
-	15, // 119: kubelite.v1.ControllerRevisionService.UpdateStatus:output_type -> kubelite.v1.ControllerRevision
-	15, // 120: kubelite.v1.ControllerRevisionService.Delete:output_type -> kubelite.v1.ControllerRevision
-	7,  // 121: kubelite.v1.ControllerRevisionService.Watch:output_type -> kubelite.v1.ControllerRevisionWatchEvent
-	65, // [65:122] is the sub-list for method output_type
-	8,  // [8:65] is the sub-list for method input_type
+	21, // 16: kubelite.v1.PodService.Logs:input_type -> kubelite.v1.PodLogRequest
+	9,  // 17: kubelite.v1.NodeService.Create:input_type -> kubelite.v1.Node
+	16, // 18: kubelite.v1.NodeService.Get:input_type -> kubelite.v1.GetRequest
+	17, // 19: kubelite.v1.NodeService.List:input_type -> kubelite.v1.ListRequest
+	9,  // 20: kubelite.v1.NodeService.Update:input_type -> kubelite.v1.Node
+	9,  // 21: kubelite.v1.NodeService.UpdateStatus:input_type -> kubelite.v1.Node
+	18, // 22: kubelite.v1.NodeService.Delete:input_type -> kubelite.v1.DeleteRequest
+	19, // 23: kubelite.v1.NodeService.Watch:input_type -> kubelite.v1.WatchRequest
+	10, // 24: kubelite.v1.LeaseService.Create:input_type -> kubelite.v1.Lease
+	16, // 25: kubelite.v1.LeaseService.Get:input_type -> kubelite.v1.GetRequest
+	17, // 26: kubelite.v1.LeaseService.List:input_type -> kubelite.v1.ListRequest
+	10, // 27: kubelite.v1.LeaseService.Update:input_type -> kubelite.v1.Lease
+	10, // 28: kubelite.v1.LeaseService.UpdateStatus:input_type -> kubelite.v1.Lease
+	18, // 29: kubelite.v1.LeaseService.Delete:input_type -> kubelite.v1.DeleteRequest
+	19, // 30: kubelite.v1.LeaseService.Watch:input_type -> kubelite.v1.WatchRequest
+	11, // 31: kubelite.v1.EventService.Create:input_type -> kubelite.v1.Event
+	16, // 32: kubelite.v1.EventService.Get:input_type -> kubelite.v1.GetRequest
+	17, // 33: kubelite.v1.EventService.List:input_type -> kubelite.v1.ListRequest
+	11, // 34: kubelite.v1.EventService.Update:input_type -> kubelite.v1.Event
+	11, // 35: kubelite.v1.EventService.UpdateStatus:input_type -> kubelite.v1.Event
+	18, // 36: kubelite.v1.EventService.Delete:input_type -> kubelite.v1.DeleteRequest
+	19, // 37: kubelite.v1.EventService.Watch:input_type -> kubelite.v1.WatchRequest
+	12, // 38: kubelite.v1.ReplicaSetService.Create:input_type -> kubelite.v1.ReplicaSet
+	16, // 39: kubelite.v1.ReplicaSetService.Get:input_type -> kubelite.v1.GetRequest
+	17, // 40: kubelite.v1.ReplicaSetService.List:input_type -> kubelite.v1.ListRequest
+	12, // 41: kubelite.v1.ReplicaSetService.Update:input_type -> kubelite.v1.ReplicaSet
+	12, // 42: kubelite.v1.ReplicaSetService.UpdateStatus:input_type -> kubelite.v1.ReplicaSet
+	18, // 43: kubelite.v1.ReplicaSetService.Delete:input_type -> kubelite.v1.DeleteRequest
+	19, // 44: kubelite.v1.ReplicaSetService.Watch:input_type -> kubelite.v1.WatchRequest
+	13, // 45: kubelite.v1.DeploymentService.Create:input_type -> kubelite.v1.Deployment
+	16, // 46: kubelite.v1.DeploymentService.Get:input_type -> kubelite.v1.GetRequest
+	17, // 47: kubelite.v1.DeploymentService.List:input_type -> kubelite.v1.ListRequest
+	13, // 48: kubelite.v1.DeploymentService.Update:input_type -> kubelite.v1.Deployment
+	13, // 49: kubelite.v1.DeploymentService.UpdateStatus:input_type -> kubelite.v1.Deployment
+	18, // 50: kubelite.v1.DeploymentService.Delete:input_type -> kubelite.v1.DeleteRequest
+	19, // 51: kubelite.v1.DeploymentService.Watch:input_type -> kubelite.v1.WatchRequest
+	14, // 52: kubelite.v1.StatefulSetService.Create:input_type -> kubelite.v1.StatefulSet
+	16, // 53: kubelite.v1.StatefulSetService.Get:input_type -> kubelite.v1.GetRequest
+	17, // 54: kubelite.v1.StatefulSetService.List:input_type -> kubelite.v1.ListRequest
+	14, // 55: kubelite.v1.StatefulSetService.Update:input_type -> kubelite.v1.StatefulSet
+	14, // 56: kubelite.v1.StatefulSetService.UpdateStatus:input_type -> kubelite.v1.StatefulSet
+	18, // 57: kubelite.v1.StatefulSetService.Delete:input_type -> kubelite.v1.DeleteRequest
+	19, // 58: kubelite.v1.StatefulSetService.Watch:input_type -> kubelite.v1.WatchRequest
+	15, // 59: kubelite.v1.ControllerRevisionService.Create:input_type -> kubelite.v1.ControllerRevision
+	16, // 60: kubelite.v1.ControllerRevisionService.Get:input_type -> kubelite.v1.GetRequest
+	17, // 61: kubelite.v1.ControllerRevisionService.List:input_type -> kubelite.v1.ListRequest
+	15, // 62: kubelite.v1.ControllerRevisionService.Update:input_type -> kubelite.v1.ControllerRevision
+	15, // 63: kubelite.v1.ControllerRevisionService.UpdateStatus:input_type -> kubelite.v1.ControllerRevision
+	18, // 64: kubelite.v1.ControllerRevisionService.Delete:input_type -> kubelite.v1.DeleteRequest
+	19, // 65: kubelite.v1.ControllerRevisionService.Watch:input_type -> kubelite.v1.WatchRequest
+	8,  // 66: kubelite.v1.PodService.Create:output_type -> kubelite.v1.Pod
+	8,  // 67: kubelite.v1.PodService.Get:output_type -> kubelite.v1.Pod
+	22, // 68: kubelite.v1.PodService.List:output_type -> kubelite.v1.PodList
+	8,  // 69: kubelite.v1.PodService.Update:output_type -> kubelite.v1.Pod
+	8,  // 70: kubelite.v1.PodService.UpdateStatus:output_type -> kubelite.v1.Pod
+	8,  // 71: kubelite.v1.PodService.Delete:output_type -> kubelite.v1.Pod
+	0,  // 72: kubelite.v1.PodService.Watch:output_type -> kubelite.v1.PodWatchEvent
+	8,  // 73: kubelite.v1.PodService.Bind:output_type -> kubelite.v1.Pod
+	23, // 74: kubelite.v1.PodService.Logs:output_type -> kubelite.v1.LogChunk
+	9,  // 75: kubelite.v1.NodeService.Create:output_type -> kubelite.v1.Node
+	9,  // 76: kubelite.v1.NodeService.Get:output_type -> kubelite.v1.Node
+	24, // 77: kubelite.v1.NodeService.List:output_type -> kubelite.v1.NodeList
+	9,  // 78: kubelite.v1.NodeService.Update:output_type -> kubelite.v1.Node
+	9,  // 79: kubelite.v1.NodeService.UpdateStatus:output_type -> kubelite.v1.Node
+	9,  // 80: kubelite.v1.NodeService.Delete:output_type -> kubelite.v1.Node
+	1,  // 81: kubelite.v1.NodeService.Watch:output_type -> kubelite.v1.NodeWatchEvent
+	10, // 82: kubelite.v1.LeaseService.Create:output_type -> kubelite.v1.Lease
+	10, // 83: kubelite.v1.LeaseService.Get:output_type -> kubelite.v1.Lease
+	25, // 84: kubelite.v1.LeaseService.List:output_type -> kubelite.v1.LeaseList
+	10, // 85: kubelite.v1.LeaseService.Update:output_type -> kubelite.v1.Lease
+	10, // 86: kubelite.v1.LeaseService.UpdateStatus:output_type -> kubelite.v1.Lease
+	10, // 87: kubelite.v1.LeaseService.Delete:output_type -> kubelite.v1.Lease
+	2,  // 88: kubelite.v1.LeaseService.Watch:output_type -> kubelite.v1.LeaseWatchEvent
+	11, // 89: kubelite.v1.EventService.Create:output_type -> kubelite.v1.Event
+	11, // 90: kubelite.v1.EventService.Get:output_type -> kubelite.v1.Event
+	26, // 91: kubelite.v1.EventService.List:output_type -> kubelite.v1.EventList
+	11, // 92: kubelite.v1.EventService.Update:output_type -> kubelite.v1.Event
+	11, // 93: kubelite.v1.EventService.UpdateStatus:output_type -> kubelite.v1.Event
+	11, // 94: kubelite.v1.EventService.Delete:output_type -> kubelite.v1.Event
+	3,  // 95: kubelite.v1.EventService.Watch:output_type -> kubelite.v1.EventWatchEvent
+	12, // 96: kubelite.v1.ReplicaSetService.Create:output_type -> kubelite.v1.ReplicaSet
+	12, // 97: kubelite.v1.ReplicaSetService.Get:output_type -> kubelite.v1.ReplicaSet
+	27, // 98: kubelite.v1.ReplicaSetService.List:output_type -> kubelite.v1.ReplicaSetList
+	12, // 99: kubelite.v1.ReplicaSetService.Update:output_type -> kubelite.v1.ReplicaSet
+	12, // 100: kubelite.v1.ReplicaSetService.UpdateStatus:output_type -> kubelite.v1.ReplicaSet
+	12, // 101: kubelite.v1.ReplicaSetService.Delete:output_type -> kubelite.v1.ReplicaSet
+	4,  // 102: kubelite.v1.ReplicaSetService.Watch:output_type -> kubelite.v1.ReplicaSetWatchEvent
+	13, // 103: kubelite.v1.DeploymentService.Create:output_type -> kubelite.v1.Deployment
+	13, // 104: kubelite.v1.DeploymentService.Get:output_type -> kubelite.v1.Deployment
+	28, // 105: kubelite.v1.DeploymentService.List:output_type -> kubelite.v1.DeploymentList
+	13, // 106: kubelite.v1.DeploymentService.Update:output_type -> kubelite.v1.Deployment
+	13, // 107: kubelite.v1.DeploymentService.UpdateStatus:output_type -> kubelite.v1.Deployment
+	13, // 108: kubelite.v1.DeploymentService.Delete:output_type -> kubelite.v1.Deployment
+	5,  // 109: kubelite.v1.DeploymentService.Watch:output_type -> kubelite.v1.DeploymentWatchEvent
+	14, // 110: kubelite.v1.StatefulSetService.Create:output_type -> kubelite.v1.StatefulSet
+	14, // 111: kubelite.v1.StatefulSetService.Get:output_type -> kubelite.v1.StatefulSet
+	29, // 112: kubelite.v1.StatefulSetService.List:output_type -> kubelite.v1.StatefulSetList
+	14, // 113: kubelite.v1.StatefulSetService.Update:output_type -> kubelite.v1.StatefulSet
+	14, // 114: kubelite.v1.StatefulSetService.UpdateStatus:output_type -> kubelite.v1.StatefulSet
+	14, // 115: kubelite.v1.StatefulSetService.Delete:output_type -> kubelite.v1.StatefulSet
+	6,  // 116: kubelite.v1.StatefulSetService.Watch:output_type -> kubelite.v1.StatefulSetWatchEvent
+	15, // 117: kubelite.v1.ControllerRevisionService.Create:output_type -> kubelite.v1.ControllerRevision
+	15, // 118: kubelite.v1.ControllerRevisionService.Get:output_type -> kubelite.v1.ControllerRevision
+	30, // 119: kubelite.v1.ControllerRevisionService.List:output_type -> kubelite.v1.ControllerRevisionList
+	15, // 120: kubelite.v1.ControllerRevisionService.Update:output_type -> kubelite.v1.ControllerRevision
+	15, // 121: kubelite.v1.ControllerRevisionService.UpdateStatus:output_type -> kubelite.v1.ControllerRevision
+	15, // 122: kubelite.v1.ControllerRevisionService.Delete:output_type -> kubelite.v1.ControllerRevision
+	7,  // 123: kubelite.v1.ControllerRevisionService.Watch:output_type -> kubelite.v1.ControllerRevisionWatchEvent
+	66, // [66:124] is the sub-list for method output_type
+	8,  // [8:66] is the sub-list for method input_type
 	8,  // [8:8] is the sub-list for extension type_name
 	8,  // [8:8] is the sub-list for extension extendee
 	0,  // [0:8] is the sub-list for field type_name

@@ -27,6 +27,7 @@ const (
 	PodService_Delete_FullMethodName       = "/kubelite.v1.PodService/Delete"
 	PodService_Watch_FullMethodName        = "/kubelite.v1.PodService/Watch"
 	PodService_Bind_FullMethodName         = "/kubelite.v1.PodService/Bind"
+	PodService_Logs_FullMethodName         = "/kubelite.v1.PodService/Logs"
 )
 
 // PodServiceClient is the client API for PodService service.
@@ -51,6 +52,8 @@ type PodServiceClient interface {
 	Watch(ctx context.Context, in *WatchRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[PodWatchEvent], error)
 	// Bind sets spec.nodeName of an unbound pod (compare-and-swap; never rebinds).
 	Bind(ctx context.Context, in *Binding, opts ...grpc.CallOption) (*Pod, error)
+	// Logs streams a container's log from the pod's kubelet.
+	Logs(ctx context.Context, in *PodLogRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[LogChunk], error)
 }
 
 type podServiceClient struct {
@@ -150,6 +153,25 @@ func (c *podServiceClient) Bind(ctx context.Context, in *Binding, opts ...grpc.C
 	return out, nil
 }
 
+func (c *podServiceClient) Logs(ctx context.Context, in *PodLogRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[LogChunk], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &PodService_ServiceDesc.Streams[1], PodService_Logs_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[PodLogRequest, LogChunk]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type PodService_LogsClient = grpc.ServerStreamingClient[LogChunk]
+
 // PodServiceServer is the server API for PodService service.
 // All implementations must embed UnimplementedPodServiceServer
 // for forward compatibility.
@@ -172,6 +194,8 @@ type PodServiceServer interface {
 	Watch(*WatchRequest, grpc.ServerStreamingServer[PodWatchEvent]) error
 	// Bind sets spec.nodeName of an unbound pod (compare-and-swap; never rebinds).
 	Bind(context.Context, *Binding) (*Pod, error)
+	// Logs streams a container's log from the pod's kubelet.
+	Logs(*PodLogRequest, grpc.ServerStreamingServer[LogChunk]) error
 	mustEmbedUnimplementedPodServiceServer()
 }
 
@@ -205,6 +229,9 @@ func (UnimplementedPodServiceServer) Watch(*WatchRequest, grpc.ServerStreamingSe
 }
 func (UnimplementedPodServiceServer) Bind(context.Context, *Binding) (*Pod, error) {
 	return nil, status.Error(codes.Unimplemented, "method Bind not implemented")
+}
+func (UnimplementedPodServiceServer) Logs(*PodLogRequest, grpc.ServerStreamingServer[LogChunk]) error {
+	return status.Error(codes.Unimplemented, "method Logs not implemented")
 }
 func (UnimplementedPodServiceServer) mustEmbedUnimplementedPodServiceServer() {}
 func (UnimplementedPodServiceServer) testEmbeddedByValue()                    {}
@@ -364,6 +391,17 @@ func _PodService_Bind_Handler(srv interface{}, ctx context.Context, dec func(int
 	return interceptor(ctx, in, info, handler)
 }
 
+func _PodService_Logs_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(PodLogRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(PodServiceServer).Logs(m, &grpc.GenericServerStream[PodLogRequest, LogChunk]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type PodService_LogsServer = grpc.ServerStreamingServer[LogChunk]
+
 // PodService_ServiceDesc is the grpc.ServiceDesc for PodService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -404,6 +442,11 @@ var PodService_ServiceDesc = grpc.ServiceDesc{
 		{
 			StreamName:    "Watch",
 			Handler:       _PodService_Watch_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "Logs",
+			Handler:       _PodService_Logs_Handler,
 			ServerStreams: true,
 		},
 	},

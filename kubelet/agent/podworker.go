@@ -1,0 +1,584 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/resource"
+
+	"github.com/kubelite/kubelite/internal/client"
+	"github.com/kubelite/kubelite/internal/record"
+	"github.com/kubelite/kubelite/kubelet/prober"
+	"github.com/kubelite/kubelite/kubelet/runtime"
+	"github.com/kubelite/kubelite/kubelet/status"
+	v1 "github.com/kubelite/kubelite/proto/kubelite/v1"
+)
+
+// podWorker drives one pod: starts and restarts its containers, probes
+// them, stops them on deletion and reports status. Its sync runs on one
+// goroutine; update, removed and poke wake it.
+type podWorker struct {
+	k   *Kubelet
+	uid string
+
+	wakeCh chan struct{}
+
+	mu        sync.Mutex // guards pod, gone and forceStop
+	pod       *v1.Pod
+	gone      bool               // the pod left the API (force-deleted or finished)
+	forceStop context.CancelFunc // cuts a graceful termination short
+
+	// Owned by the worker goroutine.
+	startTime  time.Time
+	backoff    map[string]*backoff
+	startErr   map[string]string
+	probes     map[string]*probeSet
+	terminal   bool   // reached Succeeded/Failed: nothing restarts
+	reason     string // pod status reason (DeadlineExceeded)
+	message    string
+	lastStatus *v1.PodStatus
+}
+
+// backoff is one container's CrashLoopBackOff state.
+type backoff struct {
+	restarts int       // restarts since the last reset
+	until    time.Time // no start before this
+	noted    int       // the attempt whose BackOff event was sent
+}
+
+// probeSet holds one container attempt's probe results.
+type probeSet struct {
+	attempt int
+	cancel  context.CancelFunc
+
+	mu      sync.Mutex // guards the fields below
+	ready   bool
+	started bool
+	unwell  string // set when liveness or startup failed: kill reason
+}
+
+func newPodWorker(k *Kubelet, p *v1.Pod) *podWorker {
+	return &podWorker{k: k, uid: p.Metadata.Uid, pod: p, wakeCh: make(chan struct{}, 1),
+		backoff: map[string]*backoff{}, startErr: map[string]string{}, probes: map[string]*probeSet{}}
+}
+
+func (w *podWorker) poke() {
+	select {
+	case w.wakeCh <- struct{}{}:
+	default:
+	}
+}
+
+func (w *podWorker) update(p *v1.Pod) {
+	w.mu.Lock()
+	w.pod = p
+	w.mu.Unlock()
+	w.poke()
+}
+
+// removed: the pod is gone from the API. If it was force-deleted while
+// its containers run, they are killed at once.
+func (w *podWorker) removed() {
+	w.mu.Lock()
+	w.gone = true
+	if w.forceStop != nil {
+		w.forceStop()
+	}
+	w.mu.Unlock()
+	w.poke()
+}
+
+func (w *podWorker) snapshot() (*v1.Pod, bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.pod, w.gone
+}
+
+func (w *podWorker) run(ctx context.Context) {
+	terminated := false
+	defer func() { w.k.forget(w.uid, terminated) }()
+	for {
+		next, done := w.sync(ctx)
+		if done {
+			w.stopProbes()
+			_, gone := w.snapshot()
+			terminated = !gone
+			return
+		}
+		var timer <-chan time.Time
+		var t *time.Timer
+		if !next.IsZero() {
+			t = time.NewTimer(max(time.Until(next), time.Millisecond))
+			timer = t.C
+		}
+		select {
+		case <-ctx.Done():
+			w.stopProbes()
+			return
+		case <-w.wakeCh:
+		case <-timer:
+		}
+		if t != nil {
+			t.Stop()
+		}
+	}
+}
+
+func (w *podWorker) podName(p *v1.Pod) string {
+	return fmt.Sprintf("%s_%s(%s)", p.Metadata.Name, p.Metadata.Namespace, p.Metadata.Uid)
+}
+
+// sync does one round of work; it returns when to run again (zero: when
+// woken) and whether the worker is finished.
+func (w *podWorker) sync(ctx context.Context) (time.Time, bool) {
+	pod, gone := w.snapshot()
+	rt := w.k.rt
+	if gone {
+		// Force-deleted (or deleted after we finished): nothing may run.
+		for _, c := range pod.Spec.GetContainers() {
+			if cur := w.current(c.Name); cur != nil {
+				if _, done := cur.Exited(); !done {
+					w.k.rec.Eventf(pod, record.Normal, "Killing", "Stopping container %s", c.Name)
+					rt.Stop(ctx, cur, 0)
+				}
+			}
+		}
+		if err := rt.RemovePod(w.uid); err != nil {
+			slog.Warn("cannot remove pod folder", "pod", w.podName(pod), "err", err)
+		}
+		return time.Time{}, true
+	}
+	if pod.Metadata.DeletionTimestamp != nil {
+		w.terminate(ctx, pod)
+		return time.Time{}, true
+	}
+	now := time.Now()
+	if w.startTime.IsZero() {
+		w.startTime = now
+		if st := pod.GetStatus().GetStartTime(); st != nil {
+			w.startTime = st.AsTime()
+		}
+		_ = os.MkdirAll(rt.PodDir(w.uid), 0o755)
+	}
+	if status.IsTerminal(pod.GetStatus().GetPhase()) {
+		w.terminal = true
+	}
+	var next time.Time
+	grace := podGrace(pod)
+	if d := pod.Spec.ActiveDeadlineSeconds; d != nil && !w.terminal {
+		deadline := w.startTime.Add(time.Duration(*d) * time.Second)
+		if !now.Before(deadline) {
+			w.reason, w.message = "DeadlineExceeded", "Pod was active on the node longer than the specified deadline"
+			w.k.rec.Eventf(pod, record.Warning, "DeadlineExceeded", "%s", w.message)
+			w.stopAll(ctx, pod, grace)
+			w.terminal = true
+		} else {
+			next = deadline
+		}
+	}
+	views := map[string]status.Container{}
+	for _, c := range pod.Spec.Containers {
+		at := w.syncContainer(ctx, pod, c, now, grace)
+		if !at.IsZero() && (next.IsZero() || at.Before(next)) {
+			next = at
+		}
+		views[c.Name] = w.view(pod, c, now)
+	}
+	st := status.ComputePodStatus(status.Input{Pod: pod, Containers: views, HostIP: w.k.cfg.NodeIP, StartTime: w.startTime,
+		Now: now, Terminal: w.terminal && w.reason != "", Reason: w.reason, Message: w.message})
+	if status.IsTerminal(st.Phase) {
+		w.terminal = true
+		w.stopProbes()
+	}
+	w.lastStatus = st
+	w.k.status.Set(pod, st)
+	return next, false
+}
+
+func (w *podWorker) current(name string) *runtime.Container {
+	at := w.k.rt.Attempts(w.uid, name)
+	if len(at) == 0 {
+		return nil
+	}
+	return at[len(at)-1]
+}
+
+func podGrace(pod *v1.Pod) time.Duration {
+	if g := pod.Metadata.DeletionGracePeriodSeconds; g != nil {
+		return time.Duration(*g) * time.Second
+	}
+	return time.Duration(pod.Spec.GetTerminationGracePeriodSeconds()) * time.Second
+}
+
+// shouldRestart applies restartPolicy to an exit.
+func shouldRestart(policy string, code int) bool {
+	switch policy {
+	case "Always":
+		return true
+	case "OnFailure":
+		return code != 0
+	}
+	return false
+}
+
+// syncContainer starts, restarts or kills one container; it returns when
+// it next needs attention (end of a back-off).
+func (w *podWorker) syncContainer(ctx context.Context, pod *v1.Pod, c *v1.Container, now time.Time, grace time.Duration) time.Time {
+	cur := w.current(c.Name)
+	if cur != nil {
+		if _, done := cur.Exited(); !done {
+			if w.terminal {
+				w.k.rec.Eventf(pod, record.Normal, "Killing", "Stopping container %s", c.Name)
+				w.k.rt.Stop(ctx, cur, grace)
+			} else if ps := w.probes[c.Name]; ps != nil && ps.attempt == cur.Attempt {
+				ps.mu.Lock()
+				unwell := ps.unwell
+				ps.mu.Unlock()
+				if unwell != "" {
+					w.k.rec.Eventf(pod, record.Normal, "Killing", "Container %s %s, will be restarted", c.Name, unwell)
+					w.k.rt.Stop(ctx, cur, grace)
+				}
+			} else {
+				w.startProbes(pod, c, cur)
+			}
+			if _, done := cur.Exited(); !done {
+				return time.Time{}
+			}
+		}
+		w.stopProbe(c.Name)
+		exit, _ := cur.Exited()
+		if w.terminal || !shouldRestart(pod.Spec.RestartPolicy, exit.Code) {
+			return time.Time{}
+		}
+	}
+	if w.terminal {
+		return time.Time{}
+	}
+	b := w.backoff[c.Name]
+	if b == nil {
+		b = &backoff{noted: -1}
+		w.backoff[c.Name] = b
+	}
+	if cur != nil {
+		exit, _ := cur.Exited()
+		if exit.FinishedAt.Sub(cur.StartedAt) >= 2*w.k.cfg.BackOffMax {
+			b.restarts = 0 // it ran long enough: forget earlier crashes
+		}
+		if b.until.IsZero() || b.until.Before(cur.StartedAt) {
+			// First look at this exit: the first restart is immediate, then
+			// base, 2×base, … up to max, counted from the exit.
+			delay := time.Duration(0)
+			if b.restarts > 0 {
+				delay = min(w.k.cfg.BackOffBase<<(b.restarts-1), w.k.cfg.BackOffMax)
+			}
+			b.until = exit.FinishedAt.Add(delay)
+		}
+		if now.Before(b.until) {
+			if b.noted != cur.Attempt {
+				b.noted = cur.Attempt
+				w.k.rec.Eventf(pod, record.Warning, "BackOff", "Back-off restarting failed container %s in pod %s", c.Name, w.podName(pod))
+			}
+			return b.until
+		}
+	} else if w.startErr[c.Name] != "" && now.Before(b.until) {
+		return b.until
+	}
+	w.start(ctx, pod, c, b)
+	return time.Time{}
+}
+
+// start starts a container's next attempt and records events.
+func (w *podWorker) start(ctx context.Context, pod *v1.Pod, c *v1.Container, b *backoff) {
+	spec, err := w.containerSpec(pod, c)
+	if err == nil {
+		var cur *runtime.Container
+		cur, err = w.k.rt.Start(ctx, spec)
+		if err == nil {
+			delete(w.startErr, c.Name)
+			if cur.Attempt > 0 {
+				b.restarts++
+			}
+			w.k.rec.Eventf(pod, record.Normal, "Created", "Created container %s", c.Name)
+			w.k.rec.Eventf(pod, record.Normal, "Started", "Started container %s", c.Name)
+			w.startProbes(pod, c, cur)
+			return
+		}
+	}
+	w.startErr[c.Name] = err.Error()
+	delay := min(w.k.cfg.BackOffBase<<min(b.restarts, 20), w.k.cfg.BackOffMax)
+	b.restarts++
+	b.until = time.Now().Add(delay)
+	w.k.rec.Eventf(pod, record.Warning, "Failed", "Error: %s", err.Error())
+	slog.Warn("cannot start container", "pod", w.podName(pod), "container", c.Name, "err", err)
+}
+
+// containerSpec resolves env, working directory and limits.
+func (w *podWorker) containerSpec(pod *v1.Pod, c *v1.Container) (runtime.ContainerSpec, error) {
+	env := []string{
+		"PATH=" + os.Getenv("PATH"),
+		"HOSTNAME=" + pod.Metadata.Name,
+		"POD_NAME=" + pod.Metadata.Name,
+		"POD_NAMESPACE=" + pod.Metadata.Namespace,
+		"POD_UID=" + pod.Metadata.Uid,
+		"NODE_NAME=" + w.k.cfg.NodeName,
+	}
+	for _, e := range c.Env {
+		env = append(env, e.Name+"="+e.Value)
+	}
+	dir := c.WorkingDir
+	if dir == "" {
+		dir = w.k.rt.PodDir(w.uid)
+	} else if !filepath.IsAbs(dir) {
+		dir = filepath.Join(w.k.rt.PodDir(w.uid), dir)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return runtime.ContainerSpec{}, fmt.Errorf("working directory %s: %w", dir, err)
+	}
+	spec := runtime.ContainerSpec{PodUID: w.uid, Name: c.Name, Command: append(append([]string{}, c.Command...), c.Args...), Env: env, WorkingDir: dir}
+	if v, ok := c.GetResources().GetLimits()["memory"]; ok {
+		q, err := resource.ParseQuantity(v)
+		if err != nil {
+			return spec, fmt.Errorf("limits.memory %q: %w", v, err)
+		}
+		spec.MemoryLimit = q.Value()
+	}
+	if v, ok := c.GetResources().GetLimits()["cpu"]; ok {
+		q, err := resource.ParseQuantity(v)
+		if err != nil {
+			return spec, fmt.Errorf("limits.cpu %q: %w", v, err)
+		}
+		spec.CPULimit = q.MilliValue()
+	}
+	return spec, nil
+}
+
+func (w *podWorker) probeTarget(pod *v1.Pod, c *v1.Container) prober.Target {
+	spec, _ := w.containerSpec(pod, c)
+	return prober.Target{Host: w.k.cfg.NodeIP, Env: spec.Env, WorkingDir: spec.WorkingDir, Ports: c.Ports}
+}
+
+// startProbes starts the probes of one container attempt.
+func (w *podWorker) startProbes(pod *v1.Pod, c *v1.Container, cur *runtime.Container) {
+	w.stopProbe(c.Name)
+	ctx, cancel := context.WithCancel(w.k.ctx)
+	ps := &probeSet{attempt: cur.Attempt, cancel: cancel, ready: c.ReadinessProbe == nil, started: c.StartupProbe == nil}
+	w.probes[c.Name] = ps
+	target := w.probeTarget(pod, c)
+	startedGate := func() bool { ps.mu.Lock(); defer ps.mu.Unlock(); return ps.started }
+	unhealthy := func(kind prober.Kind) func(string) {
+		return func(msg string) {
+			w.k.rec.Eventf(pod, record.Warning, "Unhealthy", "%s probe failed: %s", kind, msg)
+		}
+	}
+	set := func(f func()) { ps.mu.Lock(); f(); ps.mu.Unlock(); w.poke() }
+	if c.StartupProbe != nil {
+		wk := &prober.Worker{Kind: prober.Startup, Probe: c.StartupProbe, Target: target, Fail: unhealthy(prober.Startup),
+			Report: func(ok bool) {
+				set(func() {
+					if ok {
+						ps.started = true
+					} else {
+						ps.unwell = "failed startup probe"
+					}
+				})
+			}}
+		wkCtx, stop := context.WithCancel(ctx)
+		go func() { wk.Run(wkCtx) }()
+		// The startup probe ends once it has succeeded.
+		go func() {
+			for !startedGate() {
+				select {
+				case <-wkCtx.Done():
+					return
+				case <-time.After(50 * time.Millisecond):
+				}
+			}
+			stop()
+		}()
+	}
+	if c.LivenessProbe != nil {
+		wk := &prober.Worker{Kind: prober.Liveness, Probe: c.LivenessProbe, Target: target, Gate: startedGate, Fail: unhealthy(prober.Liveness),
+			Report: func(ok bool) {
+				if !ok {
+					set(func() { ps.unwell = "failed liveness probe" })
+				}
+			}}
+		go wk.Run(ctx)
+	}
+	if c.ReadinessProbe != nil {
+		wk := &prober.Worker{Kind: prober.Readiness, Probe: c.ReadinessProbe, Target: target, Gate: startedGate, Fail: unhealthy(prober.Readiness),
+			Report: func(ok bool) { set(func() { ps.ready = ok }) }}
+		go wk.Run(ctx)
+	}
+}
+
+func (w *podWorker) stopProbe(name string) {
+	if ps := w.probes[name]; ps != nil {
+		ps.cancel()
+		delete(w.probes, name)
+	}
+}
+
+func (w *podWorker) stopProbes() {
+	for name := range w.probes {
+		w.stopProbe(name)
+	}
+}
+
+func toAttempt(c *runtime.Container) *status.Attempt {
+	if c == nil {
+		return nil
+	}
+	a := &status.Attempt{ID: fmt.Sprintf("kubelite://%s/%s/%d", c.PodUID, c.Name, c.Attempt), StartedAt: c.StartedAt}
+	if e, done := c.Exited(); done {
+		a.Exited, a.ExitCode, a.Signal, a.OOMKilled, a.FinishedAt = true, int32(e.Code), int32(e.Signal), e.OOMKilled, e.FinishedAt
+	}
+	return a
+}
+
+// view is what the status needs to know of one container.
+func (w *podWorker) view(pod *v1.Pod, c *v1.Container, now time.Time) status.Container {
+	at := w.k.rt.Attempts(w.uid, c.Name)
+	v := status.Container{}
+	if n := len(at); n > 0 {
+		v.Current = toAttempt(at[n-1])
+		v.Restarts = int32(n - 1)
+		if n > 1 {
+			v.Previous = toAttempt(at[n-2])
+		}
+	}
+	if ps := w.probes[c.Name]; ps != nil && v.Current != nil && !v.Current.Exited {
+		ps.mu.Lock()
+		v.Ready, v.Started = ps.ready && ps.started, ps.started
+		ps.mu.Unlock()
+	}
+	if msg := w.startErr[c.Name]; msg != "" {
+		v.WaitingReason, v.WaitingMessage = "RunContainerError", msg
+		if v.Current != nil && v.Current.Exited {
+			v.WaitingReason = "CrashLoopBackOff"
+		}
+		return v
+	}
+	if v.Current != nil && v.Current.Exited && !w.terminal && shouldRestart(pod.Spec.RestartPolicy, int(v.Current.ExitCode)) {
+		if b := w.backoff[c.Name]; b != nil && now.Before(b.until) {
+			v.WaitingReason = "CrashLoopBackOff"
+			v.WaitingMessage = fmt.Sprintf("back-off %s restarting failed container=%s pod=%s", b.until.Sub(v.Current.FinishedAt).Round(time.Second), c.Name, w.podName(pod))
+		}
+	}
+	return v
+}
+
+// stopAll stops every running container with the grace period.
+func (w *podWorker) stopAll(ctx context.Context, pod *v1.Pod, grace time.Duration) {
+	var wg sync.WaitGroup
+	for _, c := range pod.Spec.Containers {
+		cur := w.current(c.Name)
+		if cur == nil {
+			continue
+		}
+		if _, done := cur.Exited(); done {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			w.k.rec.Eventf(pod, record.Normal, "Killing", "Stopping container %s", c.Name)
+			w.k.rt.Stop(ctx, cur, grace)
+		}()
+	}
+	wg.Wait()
+	w.stopProbes()
+}
+
+// minStopGrace is the least time a container gets after its preStop hook
+// before SIGKILL when it had a grace period (Kubernetes: 2 s).
+const minStopGrace = 2 * time.Second
+
+// terminate is graceful deletion (reference §3): preStop hooks (their time
+// counts against the grace), SIGTERM, SIGKILL after the grace; then the
+// terminal status, then the final delete with grace 0 and a uid precondition.
+func (w *podWorker) terminate(ctx context.Context, pod *v1.Pod) {
+	grace := podGrace(pod)
+	deadline := time.Now().Add(grace)
+	tctx, cancel := context.WithCancel(ctx)
+	w.mu.Lock()
+	w.forceStop = cancel
+	gone := w.gone
+	w.mu.Unlock()
+	defer cancel()
+	if gone {
+		cancel()
+	}
+	w.stopProbes()
+	var wg sync.WaitGroup
+	for _, c := range pod.Spec.Containers {
+		cur := w.current(c.Name)
+		if cur == nil {
+			continue
+		}
+		if _, done := cur.Exited(); done {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			w.k.rec.Eventf(pod, record.Normal, "Killing", "Stopping container %s", c.Name)
+			if h := c.GetLifecycle().GetPreStop(); h != nil && grace > 0 && tctx.Err() == nil {
+				hctx, hcancel := context.WithDeadline(tctx, deadline)
+				var ok bool
+				var msg string
+				if h.Sleep != nil {
+					select {
+					case <-time.After(time.Duration(h.Sleep.Seconds) * time.Second):
+						ok = true
+					case <-hctx.Done():
+					}
+				} else {
+					ok, msg = prober.Action(hctx, w.probeTarget(pod, c), h.Exec, h.HttpGet, h.TcpSocket, max(time.Until(deadline), time.Millisecond))
+				}
+				hcancel()
+				if !ok && msg != "" {
+					w.k.rec.Eventf(pod, record.Warning, "FailedPreStopHook", "PreStop hook for container %s failed: %s", c.Name, msg)
+				}
+			}
+			left := time.Until(deadline)
+			if grace > 0 && left < minStopGrace {
+				left = minStopGrace
+			}
+			if grace == 0 || tctx.Err() != nil {
+				left = 0
+			}
+			w.k.rt.Stop(tctx, cur, left)
+		}()
+	}
+	wg.Wait()
+
+	// The terminal phase from the exit codes, before the object goes.
+	views := map[string]status.Container{}
+	for _, c := range pod.Spec.Containers {
+		views[c.Name] = w.view(pod, c, time.Now())
+	}
+	w.terminal = true
+	st := status.ComputePodStatus(status.Input{Pod: pod, Containers: views, HostIP: w.k.cfg.NodeIP, StartTime: w.startTime, Now: time.Now(), Terminal: true})
+	wctx, wcancel := context.WithTimeout(ctx, 30*time.Second)
+	defer wcancel()
+	if err := w.k.status.Write(wctx, pod, st); err != nil && !client.IsNotFound(err) && !client.IsConflict(err) {
+		slog.Warn("cannot write the final pod status", "pod", w.podName(pod), "err", client.Message(err))
+	}
+	zero := int64(0)
+	uid := pod.Metadata.Uid
+	_, err := w.k.c.Pods().Delete(wctx, pod.Metadata.Namespace, pod.Metadata.Name, &v1.DeleteOptions{GracePeriodSeconds: &zero, Preconditions: &v1.Preconditions{Uid: &uid}})
+	if err != nil && !client.IsNotFound(err) && !client.IsConflict(err) {
+		slog.Warn("cannot delete the pod after stopping it", "pod", w.podName(pod), "err", client.Message(err))
+	}
+	if err := w.k.rt.RemovePod(w.uid); err != nil {
+		slog.Warn("cannot remove pod folder", "pod", w.podName(pod), "err", err)
+	}
+	slog.Info("pod terminated", "pod", w.podName(pod), "phase", st.Phase)
+}
+
