@@ -87,7 +87,7 @@ type Kubelet struct {
 	mu       sync.Mutex // guards workers and finished
 	workers  map[string]*podWorker
 	finished map[string]bool // uids whose termination is done (finalizers may hold them)
-	ctx     context.Context
+	ctx      context.Context
 }
 
 // Run runs the kubelet until ctx ends. Ending the kubelet leaves its pods

@@ -155,4 +155,3 @@ func seekTail(f *os.File, n int64) error {
 	_, err = f.Seek(0, io.SeekStart)
 	return err
 }
-

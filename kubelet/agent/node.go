@@ -22,7 +22,6 @@ import (
 // KubeletVersion is what the node reports.
 const KubeletVersion = "v1.34.0-kubelite"
 
-
 // MachineMemory reads MemTotal from /proc/meminfo, as a quantity.
 func MachineMemory() string {
 	f, err := os.Open("/proc/meminfo")
@@ -258,4 +257,3 @@ func (k *Kubelet) nodeOwnerRef() []*v1.OwnerReference {
 	}
 	return []*v1.OwnerReference{{ApiVersion: "v1", Kind: "Node", Name: n.Metadata.Name, Uid: n.Metadata.Uid}}
 }
-

@@ -581,4 +581,3 @@ func (w *podWorker) terminate(ctx context.Context, pod *v1.Pod) {
 	}
 	slog.Info("pod terminated", "pod", w.podName(pod), "phase", st.Phase)
 }
-

@@ -19,9 +19,9 @@ type statusManager struct {
 	c    *client.Client
 	wake chan struct{}
 
-	mu      sync.Mutex                 // guards pending and written
-	pending map[string]*v1.Pod         // uid -> pod carrying the status to write
-	written map[string]*v1.PodStatus   // uid -> last status the apiserver took
+	mu      sync.Mutex               // guards pending and written
+	pending map[string]*v1.Pod       // uid -> pod carrying the status to write
+	written map[string]*v1.PodStatus // uid -> last status the apiserver took
 }
 
 func newStatusManager(c *client.Client) *statusManager {

@@ -182,15 +182,20 @@ type containerCgroups struct {
 	memory string   // where the OOM counter is
 }
 
+// trackName is an attempt's tracking cgroup. Each attempt gets a fresh one:
+// a cgroup that was killed (cgroup.kill) kills what is cloned into it
+// right after, so it is never reused.
+func trackName(name string, attempt int) string { return name + "." + strconv.Itoa(attempt) }
+
 // prepare creates the container's folders and writes its limits.
-func (c *Cgroups) prepare(podUID, name string, memLimit, cpuMilli int64) (containerCgroups, error) {
+func (c *Cgroups) prepare(podUID, name string, attempt int, memLimit, cpuMilli int64) (containerCgroups, error) {
 	var out containerCgroups
 	if c == nil {
 		return out, nil
 	}
 	sub := filepath.Join("pod"+podUID, name)
 	if c.Tracking() {
-		out.track = filepath.Join(c.trackRoot, sub)
+		out.track = filepath.Join(c.trackRoot, "pod"+podUID, trackName(name, attempt))
 		if err := os.MkdirAll(out.track, 0o755); err != nil {
 			return out, err
 		}
@@ -199,7 +204,8 @@ func (c *Cgroups) prepare(podUID, name string, memLimit, cpuMilli int64) (contai
 		return out, nil
 	}
 	if c.memV2 {
-		// Limits live in the tracking cgroup itself.
+		// Limits live in the tracking cgroup itself (fresh per attempt, so
+		// the OOM counter starts at zero).
 		out.memory = out.track
 		if memLimit > 0 {
 			if err := os.WriteFile(filepath.Join(out.track, "memory.max"), []byte(strconv.FormatInt(memLimit, 10)), 0); err != nil {
@@ -245,11 +251,11 @@ func (c *Cgroups) prepare(podUID, name string, memLimit, cpuMilli int64) (contai
 }
 
 // procs lists the pids in the container's tracking cgroup.
-func (c *Cgroups) procs(podUID, name string) []int {
+func (c *Cgroups) procs(podUID, name string, attempt int) []int {
 	if !c.Tracking() {
 		return nil
 	}
-	b, err := os.ReadFile(filepath.Join(c.trackRoot, "pod"+podUID, name, "cgroup.procs"))
+	b, err := os.ReadFile(filepath.Join(c.trackRoot, "pod"+podUID, trackName(name, attempt), "cgroup.procs"))
 	if err != nil {
 		return nil
 	}
@@ -263,9 +269,9 @@ func (c *Cgroups) procs(podUID, name string) []int {
 }
 
 // kill kills every process in the container's tracking cgroup.
-func (c *Cgroups) kill(podUID, name string) {
+func (c *Cgroups) kill(podUID, dir string) {
 	if c.Tracking() {
-		_ = os.WriteFile(filepath.Join(c.trackRoot, "pod"+podUID, name, "cgroup.kill"), []byte("1"), 0)
+		_ = os.WriteFile(filepath.Join(c.trackRoot, "pod"+podUID, dir, "cgroup.kill"), []byte("1"), 0)
 	}
 }
 
@@ -317,4 +323,11 @@ func (c *Cgroups) podUIDs() []string {
 		out = append(out, uid)
 	}
 	return out
+}
+
+// removeTrack deletes an ended attempt's tracking cgroup (empty by then).
+func (c *Cgroups) removeTrack(podUID, name string, attempt int) {
+	if c.Tracking() {
+		_ = os.Remove(filepath.Join(c.trackRoot, "pod"+podUID, trackName(name, attempt)))
+	}
 }

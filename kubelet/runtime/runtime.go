@@ -132,7 +132,7 @@ type Config struct {
 type Runtime struct {
 	cfg Config
 
-	mu         sync.Mutex // guards containers
+	mu         sync.Mutex              // guards containers
 	containers map[string][]*Container // pod uid/name -> attempts, oldest first
 }
 
@@ -182,7 +182,7 @@ func (r *Runtime) Start(ctx context.Context, spec ContainerSpec) (*Container, er
 			return nil, err
 		}
 	}
-	cg, err := r.cfg.Cgroups.prepare(spec.PodUID, spec.Name, spec.MemoryLimit, spec.CPULimit)
+	cg, err := r.cfg.Cgroups.prepare(spec.PodUID, spec.Name, attempt, spec.MemoryLimit, spec.CPULimit)
 	if err != nil {
 		os.RemoveAll(dir)
 		return nil, fmt.Errorf("cgroups for container %s: %w", spec.Name, err)
@@ -259,6 +259,7 @@ func (r *Runtime) collect(c *Container) {
 		slog.Warn("container shim ended without a status; reporting exit 137", "pod_uid", c.PodUID, "container", c.Name)
 	}
 	c.setExit(st)
+	r.cfg.Cgroups.removeTrack(c.PodUID, c.Name, c.Attempt)
 	if r.cfg.OnExit != nil {
 		r.cfg.OnExit(c.PodUID)
 	}
@@ -375,11 +376,11 @@ func (r *Runtime) Signal(c *Container, sig syscall.Signal) {
 		return
 	}
 	_ = syscall.Kill(-c.pgid, sig)
-	for _, pid := range r.cfg.Cgroups.procs(c.PodUID, c.Name) {
+	for _, pid := range r.cfg.Cgroups.procs(c.PodUID, c.Name, c.Attempt) {
 		_ = syscall.Kill(pid, sig)
 	}
 	if sig == syscall.SIGKILL {
-		r.cfg.Cgroups.kill(c.PodUID, c.Name)
+		r.cfg.Cgroups.kill(c.PodUID, trackName(c.Name, c.Attempt))
 	}
 }
 

@@ -112,9 +112,12 @@ func TestStartErrorIsReportedNotFatal(t *testing.T) {
 func TestSIGTERMReachesTheProcessAndItsChildren(t *testing.T) {
 	r := newRuntime(t, t.TempDir(), nil)
 	dir := t.TempDir()
-	script := `trap 'echo parent-term >> terms; exit 0' TERM
-sh -c "trap 'echo child-term >> terms; exit 0' TERM; while true; do sleep 0.05; done" &
-echo $! > child.pid
+	// The parent waits for its child after SIGTERM, as a well-behaved main
+	// process does; both must have received the signal from the group kill.
+	// Each writes its pid once its trap is set.
+	script := `trap 'echo parent-term >> terms; wait $child; exit 0' TERM
+sh -c "trap 'echo child-term >> terms; exit 0' TERM; echo \$\$ > child.pid; while true; do sleep 0.05; done" &
+child=$!
 while true; do sleep 0.05; done`
 	c, err := r.Start(context.Background(), ContainerSpec{PodUID: "u1", Name: "c", Command: []string{"sh", "-c", script}, WorkingDir: dir})
 	if err != nil {

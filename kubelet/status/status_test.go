@@ -17,7 +17,9 @@ func spec(policy string, names ...string) *v1.PodSpec {
 
 var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 
-func running() Container { return Container{Current: &Attempt{StartedAt: t0}, Ready: true, Started: true} }
+func running() Container {
+	return Container{Current: &Attempt{StartedAt: t0}, Ready: true, Started: true}
+}
 func exited(code int32) Container {
 	return Container{Current: &Attempt{StartedAt: t0, Exited: true, ExitCode: code, FinishedAt: t0.Add(time.Second)}}
 }
