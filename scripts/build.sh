@@ -17,4 +17,6 @@ if [ -f kubelet/shim/main.go ]; then
   go build -trimpath -ldflags='-s -w' -o bin/kubelet-shim ./kubelet/shim
   bins+=(kubelet-shim)
 fi
+go build -o bin/kubelite-app ./deploy/app
+bins+=(kubelite-app)
 echo "build: ${bins[*]} -> bin/"

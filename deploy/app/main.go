@@ -1,0 +1,108 @@
+// Command kubelite-app is a small workload for examples and tests: it can
+// sleep, serve HTTP with a readiness path, trap or ignore SIGTERM, exit with
+// a code, use memory and append to a file. It is static, so the same binary
+// runs on the host and in FROM-scratch images.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/resource"
+)
+
+func main() {
+	serve := flag.String("serve", "", "serve HTTP on this address, e.g. :8080 (/ says hello, /ready is 200 once ready, /healthz is 200)")
+	readyAfter := flag.Duration("ready-after", 0, "report /ready as 503 for this long after start")
+	onTerm := flag.String("on-term", "exit", "on SIGTERM: exit (0), ignore, or delay:DURATION (exit 0 after it)")
+	exitAfter := flag.Duration("exit-after", 0, "exit after this long (0: run until signalled)")
+	exitCode := flag.Int("exit-code", 0, "exit code for --exit-after")
+	alloc := flag.String("alloc", "", "allocate and touch this much memory, e.g. 64Mi")
+	appendTo := flag.String("append", "", "append a line to this file every --every")
+	every := flag.Duration("every", time.Second, "interval for --append and the log line")
+	reportStart := flag.String("report-start", "", "append 'started <unix-nanos> <pid>' to this file at start")
+	flag.Parse()
+	start := time.Now()
+	name := os.Getenv("POD_NAME")
+	if *reportStart != "" {
+		f, err := os.OpenFile(*reportStart, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+		if err == nil {
+			fmt.Fprintf(f, "started %d %d %s\n", start.UnixNano(), os.Getpid(), name)
+			f.Close()
+		}
+	}
+	fmt.Printf("kubelite-app %s: pid %d started\n", name, os.Getpid())
+
+	term := make(chan os.Signal, 1)
+	signal.Notify(term, syscall.SIGTERM)
+	if *alloc != "" {
+		q, err := resource.ParseQuantity(*alloc)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "--alloc:", err)
+			os.Exit(2)
+		}
+		buf := make([]byte, q.Value())
+		for i := 0; i < len(buf); i += 4096 {
+			buf[i] = 1
+		}
+		fmt.Printf("allocated %s\n", *alloc)
+		defer func() { _ = buf[0] }()
+	}
+	if *serve != "" {
+		mux := http.NewServeMux()
+		mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintf(w, "hello from %s (pid %d)\n", name, os.Getpid()) })
+		mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+		mux.HandleFunc("/ready", func(w http.ResponseWriter, _ *http.Request) {
+			if time.Since(start) < *readyAfter {
+				http.Error(w, "not ready yet", http.StatusServiceUnavailable)
+				return
+			}
+			fmt.Fprintln(w, "ready")
+		})
+		go func() {
+			if err := http.ListenAndServe(*serve, mux); err != nil {
+				fmt.Fprintln(os.Stderr, "serve:", err)
+				os.Exit(1)
+			}
+		}()
+	}
+	var exitTimer <-chan time.Time
+	if *exitAfter > 0 {
+		exitTimer = time.After(*exitAfter)
+	}
+	tick := time.NewTicker(*every)
+	for {
+		select {
+		case <-term:
+			switch {
+			case *onTerm == "ignore":
+				fmt.Println("got SIGTERM, ignoring it")
+				continue
+			case strings.HasPrefix(*onTerm, "delay:"):
+				d, _ := time.ParseDuration(strings.TrimPrefix(*onTerm, "delay:"))
+				fmt.Printf("got SIGTERM, exiting in %s\n", d)
+				time.Sleep(d)
+			default:
+				fmt.Println("got SIGTERM, exiting")
+			}
+			os.Exit(0)
+		case <-exitTimer:
+			fmt.Printf("exiting with code %d\n", *exitCode)
+			os.Exit(*exitCode)
+		case t := <-tick.C:
+			if *appendTo != "" {
+				f, err := os.OpenFile(*appendTo, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+				if err == nil {
+					fmt.Fprintf(f, "%s %s\n", t.UTC().Format(time.RFC3339), name)
+					f.Close()
+				}
+			}
+		}
+	}
+}
