@@ -156,7 +156,7 @@ metadata: {name: pinned}
 spec:
   nodeName: node-1
   terminationGracePeriodSeconds: 120
-  containers: [{name: main, command: [sleep, "3600"]}]
+  containers: [{name: main, command: [kubelite-app, --on-term, ignore]}]
 `
 
 func TestPodStoryThroughTheCLIs(t *testing.T) {
@@ -197,7 +197,17 @@ func TestPodStoryThroughTheCLIs(t *testing.T) {
 		}
 	}
 
-	// A bound pod is deleted gracefully: it stays, shown Terminating.
+	// The bound pod runs: a real process, its log readable through the apiserver.
+	waitFor(t, "pinned to run", func() bool {
+		out, _ := c.run("bin/kubectl-lite", "get", "pod", "pinned")
+		return strings.Contains(out, "Running")
+	})
+	waitFor(t, "pinned's log", func() bool {
+		out, _ := c.run("bin/kubectl-lite", "logs", "pinned")
+		return strings.Contains(out, "kubelite-app pinned: pid")
+	})
+	// A bound pod is deleted gracefully: it stays, shown Terminating
+	// (this one ignores SIGTERM and has 120 s of grace).
 	if out := c.kubectl("delete", "pod", "pinned", "--wait=false"); !strings.Contains(out, `pod "pinned" deleted`) {
 		t.Errorf("delete said:\n%s", out)
 	}
@@ -248,4 +258,58 @@ func TestExitCodesAndMessages(t *testing.T) {
 	if keys := c.must("bin/etcdctl-lite", "get", "--prefix", "--keys-only", "/registry/pods"); strings.TrimSpace(keys) != "" {
 		t.Errorf("a rejected manifest left keys:\n%s", keys)
 	}
+}
+
+func TestKubeletKilledWithSIGKILLAdoptsItsPods(t *testing.T) {
+	c := startCluster(t)
+	marks := t.TempDir()
+	manifest := fmt.Sprintf(`apiVersion: v1
+kind: Pod
+metadata: {name: survivor}
+spec:
+  nodeName: node-1
+  containers:
+  - name: main
+    command: [sh, -c, "trap 'echo got-SIGTERM >> %[1]s/term; exit 0' TERM; echo $$ >> %[1]s/starts; while true; do sleep 0.1; done"]
+`, marks)
+	f := filepath.Join(t.TempDir(), "pod.yaml")
+	os.WriteFile(f, []byte(manifest), 0o644)
+	c.kubectl("apply", "-f", f)
+	waitFor(t, "survivor to run", func() bool {
+		out, _ := c.run("bin/kubectl-lite", "get", "pod", "survivor")
+		return strings.Contains(out, "1/1") && strings.Contains(out, "Running")
+	})
+	starts := filepath.Join(marks, "starts")
+	waitFor(t, "the process to report its pid", func() bool { b, _ := os.ReadFile(starts); return len(b) > 0 })
+	b, _ := os.ReadFile(starts)
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+
+	kpidB, err := os.ReadFile(filepath.Join(c.state, "pids", "kubelet-node-1.pid"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	kpid, _ := strconv.Atoi(strings.TrimSpace(string(kpidB)))
+	if err := syscall.Kill(kpid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the kubelet to die", func() bool { return !running(kpid) })
+	if !running(pid) {
+		t.Fatal("kill -9 of the kubelet killed its container")
+	}
+	// up.sh restarts what is not running.
+	if out := c.must("scripts/up.sh"); !strings.Contains(out, "started kubelet-node-1") {
+		t.Fatalf("up.sh did not restart the kubelet:\n%s", out)
+	}
+	time.Sleep(2 * time.Second) // give a wrong kubelet time to start a duplicate (not a wait for a result)
+	if b, _ := os.ReadFile(starts); strings.Count(string(b), "\n") != 1 {
+		t.Errorf("the container was started again after the kubelet restart: %q", b)
+	}
+	if out := c.kubectl("get", "pod", "survivor"); !strings.Contains(out, "Running") || !strings.Contains(out, " 0 ") {
+		t.Errorf("after the restart:\n%s", out)
+	}
+	c.kubectl("delete", "pod", "survivor")
+	if b, _ := os.ReadFile(filepath.Join(marks, "term")); string(b) != "got-SIGTERM\n" {
+		t.Errorf("the process did not report SIGTERM: %q", b)
+	}
+	waitFor(t, "the process to be gone", func() bool { return !running(pid) })
 }

@@ -59,6 +59,8 @@ for i in $(seq 1 120); do
 done
 
 nodes="${NODES:-2}"
+# Containers inherit the kubelet's PATH: the sample app in bin/ is found by name.
+export PATH="$repo/bin:$PATH"
 for i in $(seq 1 "$nodes"); do
   # Port 0: each kubelet picks a free port and reports it in its Node.
   # shellcheck disable=SC2086

@@ -56,7 +56,9 @@ func main() {
 	}
 	if *serve != "" {
 		mux := http.NewServeMux()
-		mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintf(w, "hello from %s (pid %d)\n", name, os.Getpid()) })
+		mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) {
+			fmt.Fprintf(w, "hello from %s (pid %d)\n", name, os.Getpid())
+		})
 		mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 		mux.HandleFunc("/ready", func(w http.ResponseWriter, _ *http.Request) {
 			if time.Since(start) < *readyAfter {
