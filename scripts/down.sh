@@ -32,22 +32,22 @@ done
 # Containers still running: state.json without status.json. Each runs in
 # its own process group (pgid = pid); its shim reaps it and exits.
 running=()
-for st in "$state"/kubelet-*/pods/*/containers/*/*/state.json; do
+for st in "$state"/kubelet-*/state/*.state.json; do
   [ -f "$st" ] || continue
-  dir=$(dirname "$st")
-  [ -f "$dir/status.json" ] && continue
+  prefix=${st%.state.json}
+  [ -f "$prefix.status.json" ] && continue
   pgid=$(sed -n 's/.*"pgid":\([0-9]*\).*/\1/p' "$st")
-  [ -n "$pgid" ] && kill -0 "$pgid" 2>/dev/null && running+=("$pgid:$dir")
+  [ -n "$pgid" ] && kill -0 "$pgid" 2>/dev/null && running+=("$pgid:$prefix")
 done
 if [ ${#running[@]} -gt 0 ]; then
   for r in "${running[@]}"; do kill -TERM -- "-${r%%:*}" 2>/dev/null || true; done
   for _ in $(seq 1 50); do
     left=0
-    for r in "${running[@]}"; do [ -f "${r#*:}/status.json" ] || left=1; done
+    for r in "${running[@]}"; do [ -f "${r#*:}.status.json" ] || left=1; done
     [ $left = 0 ] && break
     sleep 0.1
   done
-  for r in "${running[@]}"; do [ -f "${r#*:}/status.json" ] || kill -KILL -- "-${r%%:*}" 2>/dev/null || true; done
+  for r in "${running[@]}"; do [ -f "${r#*:}.status.json" ] || kill -KILL -- "-${r%%:*}" 2>/dev/null || true; done
   echo "down: stopped ${#running[@]} container(s) the kubelets left running"
 fi
 if [ "${1:-}" = "--purge" ]; then

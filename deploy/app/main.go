@@ -26,17 +26,12 @@ func main() {
 	alloc := flag.String("alloc", "", "allocate and touch this much memory, e.g. 64Mi")
 	appendTo := flag.String("append", "", "append a line to this file every --every")
 	every := flag.Duration("every", time.Second, "interval for --append and the log line")
-	reportStart := flag.String("report-start", "", "append 'started <unix-nanos> <pid>' to this file at start")
+	reportStart := flag.String("report-start", "", "append 'started <unix-nanos> <pid> <pod>' to this file at start")
+	reportTerm := flag.String("report-term", "", "append 'term <unix-nanos> <pid> <pod>' to this file on SIGTERM")
 	flag.Parse()
 	start := time.Now()
 	name := os.Getenv("POD_NAME")
-	if *reportStart != "" {
-		f, err := os.OpenFile(*reportStart, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
-		if err == nil {
-			fmt.Fprintf(f, "started %d %d %s\n", start.UnixNano(), os.Getpid(), name)
-			f.Close()
-		}
-	}
+	report(*reportStart, "started", start)
 	fmt.Printf("kubelite-app %s: pid %d started\n", name, os.Getpid())
 
 	term := make(chan os.Signal, 1)
@@ -82,6 +77,7 @@ func main() {
 	for {
 		select {
 		case <-term:
+			report(*reportTerm, "term", time.Now())
 			switch {
 			case *onTerm == "ignore":
 				fmt.Println("got SIGTERM, ignoring it")
@@ -107,4 +103,17 @@ func main() {
 			}
 		}
 	}
+}
+
+// report appends "<what> <unix-nanos> <pid> <pod>" to path, if set.
+func report(path, what string, t time.Time) {
+	if path == "" {
+		return
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	if err != nil {
+		return
+	}
+	fmt.Fprintf(f, "%s %d %d %s\n", what, t.UnixNano(), os.Getpid(), os.Getenv("POD_NAME"))
+	f.Close()
 }

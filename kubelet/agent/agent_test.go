@@ -90,9 +90,9 @@ func (k *kubelet) stop(t *testing.T) {
 
 // killLeftovers kills whatever containers still run under root.
 func killLeftovers(root string) {
-	states, _ := filepath.Glob(filepath.Join(root, "pods", "*", "containers", "*", "*", "state.json"))
+	states, _ := filepath.Glob(filepath.Join(root, "state", "*.state.json"))
 	for _, s := range states {
-		if _, err := os.Stat(filepath.Join(filepath.Dir(s), "status.json")); err == nil {
+		if _, err := os.Stat(strings.TrimSuffix(s, ".state.json") + ".status.json"); err == nil {
 			continue
 		}
 		b, _ := os.ReadFile(s)

@@ -114,7 +114,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if k.cgroupProblem != "" {
 		slog.Warn("running containers without cpu and memory limits", "reason", k.cgroupProblem)
 	}
-	k.rt, err = runtime.New(runtime.Config{Root: filepath.Join(cfg.RootDir, "pods"), ShimPath: cfg.ShimPath, Cgroups: cg, OnExit: k.wakePod})
+	k.rt, err = runtime.New(runtime.Config{Root: cfg.RootDir, ShimPath: cfg.ShimPath, Cgroups: cg, OnExit: k.wakePod})
 	if err != nil {
 		return err
 	}
@@ -243,7 +243,7 @@ func (k *Kubelet) rotateLogs(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		logs, _ := filepath.Glob(filepath.Join(k.cfg.RootDir, "pods", "*", "logs", "*", "*.log"))
+		logs, _ := filepath.Glob(k.rt.LogGlob())
 		for _, l := range logs {
 			st, err := os.Stat(l)
 			if err != nil || st.Size() < k.cfg.ContainerLogMaxSize {

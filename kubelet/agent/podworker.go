@@ -297,8 +297,11 @@ func (w *podWorker) start(ctx context.Context, pod *v1.Pod, c *v1.Container, b *
 	spec, err := w.containerSpec(pod, c)
 	if err == nil {
 		var cur *runtime.Container
+		t0 := time.Now()
 		cur, err = w.k.rt.Start(ctx, spec)
 		if err == nil {
+			slog.Debug("container started", "pod", w.podName(pod), "container", c.Name, "attempt", cur.Attempt,
+				"since_create", t0.Sub(pod.Metadata.CreationTimestamp.AsTime()), "start_took", time.Since(t0))
 			delete(w.startErr, c.Name)
 			if cur.Attempt > 0 {
 				b.restarts++

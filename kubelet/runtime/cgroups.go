@@ -200,8 +200,8 @@ func (c *Cgroups) prepare(podUID, name string, attempt int, memLimit, cpuMilli i
 			return out, err
 		}
 	}
-	if !c.Limits() {
-		return out, nil
+	if !c.Limits() || (memLimit == 0 && cpuMilli == 0) {
+		return out, nil // nothing to limit: no limit cgroups to create
 	}
 	if c.memV2 {
 		// Limits live in the tracking cgroup itself (fresh per attempt, so

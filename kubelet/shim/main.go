@@ -8,8 +8,9 @@
 //     limit cgroups (cgroup v1 memory and cpu, joined before exec);
 //   - copies stdout and stderr into the container's log file, one
 //     timestamped line each, in the CRI log format;
-//   - writes state.json (pid, pgid, process start time) once started, and
-//     status.json (exit code, signal, OOM) when it ends, each atomically;
+//   - writes <prefix>.state.json (pid, pgid, process start time) once
+//     started, and <prefix>.status.json (exit code, signal, OOM) when it
+//     ends, each atomically;
 //   - after the workload's main process exits, kills what is left of the
 //     container and reaps it, so no process and no zombie outlives it.
 //
@@ -34,7 +35,7 @@ import (
 	"time"
 )
 
-// Spec is what the kubelet asks for (spec.json in the container folder).
+// Spec is what the kubelet asks for, read as JSON from fd 4.
 // Its twin is kubelet/runtime.ShimSpec.
 type Spec struct {
 	Command    []string `json:"command"`
@@ -70,14 +71,15 @@ type Status struct {
 func main() {
 	debug.SetGCPercent(20)
 	if len(os.Args) != 2 {
-		fmt.Fprintln(os.Stderr, "usage: kubelet-shim CONTAINER_DIR (started by the kubelet)")
+		fmt.Fprintln(os.Stderr, "usage: kubelet-shim STATE_PREFIX (started by the kubelet: spec on fd 4, start result on fd 3)")
 		os.Exit(2)
 	}
 	dir := os.Args[1]
 	ready := os.NewFile(3, "ready") // the kubelet reads the start result here
-	status := run(dir, ready)
+	specIn := os.NewFile(4, "spec") // the kubelet writes the spec here
+	status := run(dir, ready, specIn)
 	status.FinishedAt = time.Now().UTC().Format(time.RFC3339Nano)
-	if err := writeJSON(filepath.Join(dir, "status.json"), status); err != nil {
+	if err := writeJSON(dir+".status.json", status); err != nil {
 		fmt.Fprintln(os.Stderr, "kubelet-shim: write status:", err)
 		os.Exit(1)
 	}
@@ -99,11 +101,9 @@ func writeJSON(path string, v any) error {
 	if err != nil {
 		return err
 	}
+	// No fsync: the rename makes the write atomic for the crashes that
+	// matter here (kubelet, shim); a power loss ends the workloads anyway.
 	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
 		f.Close()
 		return err
 	}
@@ -113,17 +113,21 @@ func writeJSON(path string, v any) error {
 	return os.Rename(tmp, path)
 }
 
-func run(dir string, ready *os.File) Status {
+func run(dir string, ready, specIn *os.File) Status {
 	if err := setSubreaper(); err != nil {
 		return Status{StartError: "subreaper: " + err.Error()}
 	}
 	var spec Spec
-	b, err := os.ReadFile(filepath.Join(dir, "spec.json"))
-	if err == nil {
-		err = json.Unmarshal(b, &spec)
+	if specIn == nil {
+		return Status{StartError: "no spec on fd 4"}
 	}
+	err := json.NewDecoder(specIn).Decode(&spec)
+	specIn.Close()
 	if err != nil {
 		return Status{StartError: "read spec: " + err.Error()}
+	}
+	if len(spec.Command) == 0 {
+		return Status{StartError: "the spec has no command"}
 	}
 	logFile, err := os.OpenFile(spec.LogPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
 	if err != nil {
@@ -171,7 +175,7 @@ func run(dir string, ready *os.File) Status {
 	errW.Close()
 	pid := cmd.Process.Pid
 	st := State{Pid: pid, Pgid: pid, StartTime: procStartTime(pid), StartedAt: time.Now().UTC().Format(time.RFC3339Nano), ShimPid: os.Getpid()}
-	if err := writeJSON(filepath.Join(dir, "state.json"), st); err != nil {
+	if err := writeJSON(dir+".state.json", st); err != nil {
 		_ = syscall.Kill(-pid, syscall.SIGKILL)
 	}
 	if ready != nil {
