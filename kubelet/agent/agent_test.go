@@ -459,3 +459,42 @@ func TestKubeletRestartAdoptsRunningPods(t *testing.T) {
 	}
 	_ = quitter
 }
+
+func TestActiveDeadlineFailsThePod(t *testing.T) {
+	api, _ := setup(t)
+	d := int64(1)
+	p := pod("deadline", "Always", "kubelite-app")
+	p.Spec.ActiveDeadlineSeconds = &d
+	create(t, api, p)
+	p = waitPod(t, api, "deadline", "Failed", func(p *v1.Pod) bool { return p.Status.Phase == "Failed" })
+	if p.Status.Reason != "DeadlineExceeded" {
+		t.Errorf("reason = %q, want DeadlineExceeded", p.Status.Reason)
+	}
+	if cs(p).State.GetTerminated() == nil {
+		t.Errorf("the container is not terminated: %v", cs(p).State)
+	}
+}
+
+func TestMemoryLimitIsOOMKilled(t *testing.T) {
+	api, _ := setup(t)
+	n, err := api.Client.Nodes().Get(ctx(), "", "node-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range n.Status.Conditions {
+		if c.Type == "ResourceLimitsEnforced" && c.Status != "True" {
+			t.Skipf("cgroup limits unavailable here: %s", c.Message)
+		}
+	}
+	p := pod("hog", "Never", "kubelite-app", "--alloc", "256Mi")
+	p.Spec.Containers[0].Resources = &v1.ResourceRequirements{Limits: map[string]string{"memory": "32Mi"}}
+	create(t, api, p)
+	p = waitPod(t, api, "hog", "Failed", func(p *v1.Pod) bool { return p.Status.Phase == "Failed" })
+	if tt := cs(p).State.GetTerminated(); tt.GetReason() != "OOMKilled" || tt.GetExitCode() != 137 {
+		t.Errorf("terminated = %v, want OOMKilled / 137", tt)
+	}
+	waitFor(t, "an OOMKilling event", func() bool {
+		evs, _, _ := api.Client.Events().List(ctx(), &v1.ListRequest{FieldSelector: "involvedObject.name=hog,reason=OOMKilling"})
+		return len(evs) > 0
+	})
+}

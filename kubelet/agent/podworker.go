@@ -38,8 +38,9 @@ type podWorker struct {
 	backoff    map[string]*backoff
 	startErr   map[string]string
 	probes     map[string]*probeSet
-	terminal   bool   // reached Succeeded/Failed: nothing restarts
-	reason     string // pod status reason (DeadlineExceeded)
+	noted      map[string]int // container -> the last attempt whose exit was reported
+	terminal   bool           // reached Succeeded/Failed: nothing restarts
+	reason     string         // pod status reason (DeadlineExceeded)
 	message    string
 	lastStatus *v1.PodStatus
 }
@@ -64,7 +65,7 @@ type probeSet struct {
 
 func newPodWorker(k *Kubelet, p *v1.Pod) *podWorker {
 	return &podWorker{k: k, uid: p.Metadata.Uid, pod: p, wakeCh: make(chan struct{}, 1),
-		backoff: map[string]*backoff{}, startErr: map[string]string{}, probes: map[string]*probeSet{}}
+		backoff: map[string]*backoff{}, startErr: map[string]string{}, probes: map[string]*probeSet{}, noted: map[string]int{}}
 }
 
 func (w *podWorker) poke() {
@@ -190,7 +191,7 @@ func (w *podWorker) sync(ctx context.Context) (time.Time, bool) {
 		views[c.Name] = w.view(pod, c, now)
 	}
 	st := status.ComputePodStatus(status.Input{Pod: pod, Containers: views, HostIP: w.k.cfg.NodeIP, StartTime: w.startTime,
-		Now: now, Terminal: w.terminal && w.reason != "", Reason: w.reason, Message: w.message})
+		Now: now, Terminal: w.terminal && w.reason != "", Failed: w.reason == "DeadlineExceeded", Reason: w.reason, Message: w.message})
 	if status.IsTerminal(st.Phase) {
 		w.terminal = true
 		w.stopProbes()
@@ -252,6 +253,12 @@ func (w *podWorker) syncContainer(ctx context.Context, pod *v1.Pod, c *v1.Contai
 		}
 		w.stopProbe(c.Name)
 		exit, _ := cur.Exited()
+		if n, ok := w.noted[c.Name]; !ok || n < cur.Attempt {
+			w.noted[c.Name] = cur.Attempt
+			if exit.OOMKilled {
+				w.k.rec.Eventf(pod, record.Warning, "OOMKilling", "Memory cgroup out of memory: killed process %d of container %s (limit %s)", cur.Pid, c.Name, c.GetResources().GetLimits()["memory"])
+			}
+		}
 		if w.terminal || !shouldRestart(pod.Spec.RestartPolicy, exit.Code) {
 			return time.Time{}
 		}

@@ -412,7 +412,11 @@ func (r *Runtime) Signal(c *Container, sig syscall.Signal) {
 	}
 	_ = syscall.Kill(-c.pgid, sig)
 	for _, pid := range r.cfg.Cgroups.procs(c.PodUID, c.Name, c.Attempt) {
-		_ = syscall.Kill(pid, sig)
+		// Only those that left the group: a second SIGTERM would run a
+		// shell's trap twice.
+		if pg, err := syscall.Getpgid(pid); err == nil && pg != c.pgid {
+			_ = syscall.Kill(pid, sig)
+		}
 	}
 	if sig == syscall.SIGKILL {
 		r.cfg.Cgroups.kill(c.PodUID, trackName(c.Name, c.Attempt))

@@ -48,6 +48,9 @@ type Input struct {
 	// Terminal marks a pod being stopped for good (deleted, deadline): its
 	// phase becomes Succeeded or Failed from the exit codes.
 	Terminal bool
+	// Failed marks a pod the kubelet failed (activeDeadlineSeconds): its
+	// phase is Failed whatever the exit codes.
+	Failed bool
 	// Reason and Message override the pod's (e.g. DeadlineExceeded).
 	Reason, Message string
 }
@@ -177,6 +180,9 @@ func ComputePodStatus(in Input) *v1.PodStatus {
 		}
 	}
 	st.Phase = Phase(pod.GetSpec(), st.ContainerStatuses, in.Terminal)
+	if in.Failed {
+		st.Phase = "Failed"
+	}
 	if IsTerminal(old.GetPhase()) && !IsTerminal(st.Phase) {
 		st.Phase = old.GetPhase() // terminal phases are sticky
 	}
