@@ -175,12 +175,21 @@ func TestPodStoryThroughTheCLIs(t *testing.T) {
 	if out := c.kubectl("apply", "-f", f); !strings.Contains(out, "pod/web unchanged") {
 		t.Errorf("second apply said:\n%s", out)
 	}
+	// The scheduler places web; its kubelet runs it.
+	waitFor(t, "web to be scheduled and run", func() bool {
+		out, _ := c.run("bin/kubectl-lite", "get", "pod", "web", "-o", "wide")
+		return strings.Contains(out, "Running") && strings.Contains(out, "node-")
+	})
 	out := c.kubectl("get", "pods")
-	for _, want := range []string{"NAME", "READY", "STATUS", "RESTARTS", "AGE", "web", "Pending"} {
+	for _, want := range []string{"NAME", "READY", "STATUS", "RESTARTS", "AGE", "web", "1/1"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("get pods lacks %q:\n%s", want, out)
 		}
 	}
+	waitFor(t, "the Scheduled event in describe", func() bool {
+		out, _ := c.run("bin/kubectl-lite", "describe", "pod", "web")
+		return strings.Contains(out, "Scheduled") && strings.Contains(out, "Successfully assigned default/web to node-")
+	})
 	if out := c.kubectl("get", "pods", "-l", "app=web", "-o", "name"); strings.TrimSpace(out) != "pod/web" {
 		t.Errorf("get -l app=web -o name = %q", out)
 	}
@@ -191,7 +200,7 @@ func TestPodStoryThroughTheCLIs(t *testing.T) {
 		t.Fatalf("etcdctl-lite keys:\n%s", key)
 	}
 	val := c.must("bin/etcdctl-lite", "get", "/registry/pods/default/web", "-o", "json")
-	for _, want := range []string{`"kind": "Pod"`, `"phase": "Pending"`, `"restartPolicy": "Always"`} {
+	for _, want := range []string{`"kind": "Pod"`, `"phase": "Running"`, `"restartPolicy": "Always"`, `"nodeName": "node-`} {
 		if !strings.Contains(val, want) {
 			t.Errorf("etcdctl-lite value lacks %s:\n%s", want, val)
 		}
@@ -312,4 +321,62 @@ spec:
 		t.Errorf("the process did not report SIGTERM: %q", b)
 	}
 	waitFor(t, "the process to be gone", func() bool { return !running(pid) })
+}
+
+func TestUnschedulablePodIsExplained(t *testing.T) {
+	c := startCluster(t)
+	c.kubectl("apply", "-f", filepath.Join(repo, "deploy", "examples", "huge.yaml"))
+	waitFor(t, "the explanation", func() bool {
+		out, _ := c.run("bin/kubectl-lite", "describe", "pod", "huge")
+		return strings.Contains(out, "FailedScheduling") && strings.Contains(out, "0/2 nodes are available: 2 Insufficient cpu.")
+	})
+	if out := c.kubectl("get", "pod", "huge"); !strings.Contains(out, "Pending") {
+		t.Errorf("an unschedulable pod is not Pending:\n%s", out)
+	}
+}
+
+func TestSchedulerFailoverAfterSIGKILL(t *testing.T) {
+	c := &cluster{t: t}
+	dir := t.TempDir()
+	c.state = filepath.Join(dir, "state")
+	c.env = append(os.Environ(),
+		"KUBELITE_STATE="+c.state, "KUBELITE_CONFIG="+filepath.Join(dir, "config"),
+		"KUBELITE_API_PORT="+strconv.Itoa(freePort(t)), "KUBELITE_ETCD_PORT="+strconv.Itoa(freePort(t)),
+		"KUBELITE_ETCD_PEER_PORT="+strconv.Itoa(freePort(t)), "KUBELITE_METRICS_PORT="+strconv.Itoa(freePort(t)),
+		"KUBELITE_SERVER=", "ETCDCTL_ENDPOINTS=", "NODES=1", "SCHEDULERS=2",
+		"SCHEDULER_FLAGS=--leader-elect-lease-duration=3s --leader-elect-renew-deadline=2s --leader-elect-retry-period=500ms",
+	)
+	if out, code := c.run("scripts/up.sh"); code != 0 {
+		t.Fatalf("up.sh: %s", out)
+	}
+	t.Cleanup(c.down)
+	var holder string
+	waitFor(t, "a scheduler to lead", func() bool {
+		out, _ := c.run("bin/kubectl-lite", "get", "lease", "kube-scheduler", "-n", "kube-system", "--no-headers")
+		f := strings.Fields(out)
+		if len(f) >= 2 && f[1] != "" {
+			holder = f[1]
+			return true
+		}
+		return false
+	})
+	// The identity is host_pid.
+	pid, err := strconv.Atoi(holder[strings.LastIndex(holder, "_")+1:])
+	if err != nil {
+		t.Fatalf("holder %q", holder)
+	}
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	killed := time.Now()
+	c.kubectl("apply", "-f", filepath.Join(repo, "deploy", "examples", "pod.yaml"))
+	waitFor(t, "the other scheduler to place the pod", func() bool {
+		out, _ := c.run("bin/kubectl-lite", "get", "pod", "web", "-o", "wide")
+		return strings.Contains(out, "node-1")
+	})
+	t.Logf("pod scheduled %v after the leader was killed (lease 3s)", time.Since(killed).Round(time.Millisecond))
+	out := c.kubectl("get", "lease", "kube-scheduler", "-n", "kube-system", "--no-headers")
+	if strings.Contains(out, holder) {
+		t.Errorf("the dead scheduler still holds the lease: %s", out)
+	}
 }

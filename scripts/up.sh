@@ -8,7 +8,8 @@
 # (6443), KUBELITE_ETCD_PORT (2379), KUBELITE_ETCD_PEER_PORT (2380),
 # KUBELITE_METRICS_PORT (10251), KUBELITE_CONFIG (CLI config file, default
 # ~/.kubelite/config), NODES (kubelets to start, default 2: node-1, node-2),
-# KUBELET_FLAGS (extra flags for every kubelet).
+# KUBELET_FLAGS (extra flags for every kubelet), SCHEDULERS (default 1; more
+# run leader election), SCHEDULER_FLAGS.
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$repo"
@@ -20,16 +21,21 @@ metrics_port="${KUBELITE_METRICS_PORT:-10251}"
 config="${KUBELITE_CONFIG:-$HOME/.kubelite/config}"
 mkdir -p "$state/pids" "$state/logs"
 
+binary() { # binary NAME: the program a component runs (kubelet-node-2 -> kubelet, scheduler-1 -> scheduler)
+  local b=${1%%-node-*}
+  echo "${b%-[0-9]*}"
+}
+
 alive() { # alive NAME: the pid file names a live process of ours
-  local f="$state/pids/$1.pid" pid bin=${1%%-node-*}
+  local f="$state/pids/$1.pid" pid bin; bin=$(binary "$1")
   [ -f "$f" ] || return 1
   pid=$(cat "$f")
   [ -n "$pid" ] && [ -r "/proc/$pid/cmdline" ] && tr '\0' ' ' < "/proc/$pid/cmdline" | grep -q "bin/$bin "
 }
 
-start() { # start NAME ARGS...: run bin/<NAME without -node-N> in the background, logging to the state folder
+start() { # start NAME ARGS...: run bin/<NAME without its -node-N or -N suffix> in the background, logging to the state folder
   local name=$1; shift
-  local bin=${name%%-node-*}
+  local bin; bin=$(binary "$name")
   if alive "$name"; then
     echo "up: $name already running (pid $(cat "$state/pids/$name.pid"))"
     return
@@ -58,6 +64,12 @@ for i in $(seq 1 120); do
   [ "$i" = 120 ] && { echo "up: the apiserver did not answer on 127.0.0.1:$api_port within 60s; see $state/logs/apiserver.log" >&2; exit 1; }
 done
 
+schedulers="${SCHEDULERS:-1}"
+for i in $(seq 1 "$schedulers"); do
+  # shellcheck disable=SC2086
+  start "scheduler-$i" --apiserver "127.0.0.1:$api_port" ${SCHEDULER_FLAGS:-}
+done
+
 nodes="${NODES:-2}"
 # Containers inherit the kubelet's PATH: the sample app in bin/ is found by name.
 export PATH="$repo/bin:$PATH"
@@ -84,7 +96,7 @@ CFG
 cat <<MSG
 
 kubelite is up: apiserver on 127.0.0.1:$api_port, embedded etcd on 127.0.0.1:$etcd_port,
-$nodes kubelet(s): $(seq -s ' ' -f 'node-%g' 1 "$nodes").
+$schedulers scheduler(s), $nodes kubelet(s): $(seq -s ' ' -f 'node-%g' 1 "$nodes").
 State and logs: $state   CLI config: $config
 
   export PATH="$repo/bin:\$PATH"

@@ -64,7 +64,22 @@ type silentError struct{}
 
 func (silentError) Error() string { return "" }
 
+// applyOne creates or updates one object. A conflict (someone else wrote the
+// object between our read and our write, e.g. the scheduler binding a new
+// pod) is retried on the fresh object, as kubectl's patch would.
 func applyOne(g *globals, c *client.Client, obj api.Object) (string, error) {
+	var msg string
+	var err error
+	for attempt := 0; attempt < 5; attempt++ {
+		msg, err = applyOnce(g, c, obj)
+		if !client.IsConflict(err) {
+			return msg, err
+		}
+	}
+	return msg, err
+}
+
+func applyOnce(g *globals, c *client.Client, obj api.Object) (string, error) {
 	k := api.KindOf(obj)
 	res := client.Dynamic(c, k)
 	ctx, cancel := g.ctx()
