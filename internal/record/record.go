@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -34,6 +35,9 @@ type Recorder struct {
 
 	mu   sync.Mutex // guards seen
 	seen map[string]*v1.Event
+
+	dropped     atomic.Int64
+	lastDropLog atomic.Int64 // unix nanos
 }
 
 // New returns a recorder; Run must run for events to be written.
@@ -65,7 +69,13 @@ func (r *Recorder) Eventf(obj api.Object, typ, reason, format string, args ...an
 	select {
 	case r.queue <- ev:
 	default:
-		slog.Warn("event dropped: queue full", "reason", reason, "object", api.NamespacedName(obj))
+		// Under a burst events are dropped, as client-go's broadcaster does;
+		// say so at most every 10 s.
+		n := r.dropped.Add(1)
+		if now := time.Now().UnixNano(); now-r.lastDropLog.Load() > int64(10*time.Second) {
+			r.lastDropLog.Store(now)
+			slog.Warn("events dropped: the event queue is full", "dropped_so_far", n, "component", r.component)
+		}
 	}
 }
 

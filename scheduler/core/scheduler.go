@@ -149,8 +149,10 @@ func newScheduler(cfg Config, c *client.Client, m *metrics) *Scheduler {
 		nodeInfos: map[string]*framework.NodeInfo{},
 		badNodes:  map[string]string{},
 		placed:    map[string]*placed{},
-		binds:     make(chan bindJob, 1024),
-		rng:       rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1)),
+		// As many in flight as there are binders: the cycle waits for a free
+		// binder rather than queueing pods where no one sees them.
+		binds: make(chan bindJob, cfg.BindWorkers),
+		rng:   rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1)),
 	}
 }
 

@@ -11,8 +11,8 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 
 	"github.com/kubelite/kubelite/apiserver/apiservertest"
-	"github.com/kubelite/kubelite/scheduler/core"
 	v1 "github.com/kubelite/kubelite/proto/kubelite/v1"
+	"github.com/kubelite/kubelite/scheduler/core"
 )
 
 func ctx() context.Context {
