@@ -278,3 +278,26 @@ func TestLeaderFailover(t *testing.T) {
 	pod(t, api, "second", "100m")
 	nodeOf(t, api, "second")
 }
+
+func TestNodeWithMalformedCapacityIsSkipped(t *testing.T) {
+	api := apiservertest.Start(t, apiservertest.Options{})
+	node(t, api, "broken", "8", func(n *v1.Node) {
+		delete(n.Status.Allocatable, "memory")
+		delete(n.Status.Capacity, "memory")
+	})
+	startScheduler(t, config(api))
+	pod(t, api, "p", "1")
+	waitFor(t, "the explanation", func() bool {
+		p, _ := api.Client.Pods().Get(ctx(), "default", "p")
+		for _, c := range p.GetStatus().GetConditions() {
+			if c.Type == "PodScheduled" && c.Reason == "Unschedulable" {
+				return c.Message == "0/1 nodes are available: 1 node(s) had malformed capacity."
+			}
+		}
+		return false
+	})
+	node(t, api, "good", "8")
+	if got := nodeOf(t, api, "p"); got != "good" {
+		t.Errorf("p on %s", got)
+	}
+}
