@@ -9,7 +9,7 @@
 # KUBELITE_METRICS_PORT (10251), KUBELITE_CONFIG (CLI config file, default
 # ~/.kubelite/config), NODES (kubelets to start, default 2: node-1, node-2),
 # KUBELET_FLAGS (extra flags for every kubelet), SCHEDULERS (default 1; more
-# run leader election), SCHEDULER_FLAGS.
+# run leader election), SCHEDULER_FLAGS, CONTROLLER_MANAGER_FLAGS.
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$repo"
@@ -70,6 +70,8 @@ for i in $(seq 1 "$schedulers"); do
   start "scheduler-$i" --apiserver "127.0.0.1:$api_port" ${SCHEDULER_FLAGS:-}
 done
 
+start controller-manager --apiserver "127.0.0.1:$api_port" ${CONTROLLER_MANAGER_FLAGS:-}
+
 nodes="${NODES:-2}"
 # Containers inherit the kubelet's PATH: the sample app in bin/ is found by name.
 export PATH="$repo/bin:$PATH"
@@ -96,7 +98,7 @@ CFG
 cat <<MSG
 
 kubelite is up: apiserver on 127.0.0.1:$api_port, embedded etcd on 127.0.0.1:$etcd_port,
-$schedulers scheduler(s), $nodes kubelet(s): $(seq -s ' ' -f 'node-%g' 1 "$nodes").
+$schedulers scheduler(s), a controller-manager, $nodes kubelet(s): $(seq -s ' ' -f 'node-%g' 1 "$nodes").
 State and logs: $state   CLI config: $config
 
   export PATH="$repo/bin:\$PATH"

@@ -466,8 +466,8 @@ func (s *Store) Delete(ctx context.Context, ns, name string, opts *v1.DeleteOpti
 
 // Finalizers the apiserver adds for propagationPolicy.
 const (
-	FinalizerOrphan     = "orphan"
-	FinalizerForeground = "foregroundDeletion"
+	FinalizerOrphan     = api.FinalizerOrphan
+	FinalizerForeground = api.FinalizerForeground
 )
 
 func addFinalizer(m *v1.ObjectMeta, f string) {

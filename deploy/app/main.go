@@ -7,9 +7,11 @@ package main
 import (
 	"flag"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -28,7 +30,11 @@ func main() {
 	every := flag.Duration("every", time.Second, "interval for --append and the log line")
 	reportStart := flag.String("report-start", "", "append 'started <unix-nanos> <pid> <pod>' to this file at start")
 	reportTerm := flag.String("report-term", "", "append 'term <unix-nanos> <pid> <pod>' to this file on SIGTERM")
+	check := flag.String("check", "", "probe mode: GET this path on the port in ./port (written by --serve) and exit 0 if it answers 2xx/3xx")
 	flag.Parse()
+	if *check != "" {
+		os.Exit(probe(*check))
+	}
 	start := time.Now()
 	name := os.Getenv("POD_NAME")
 	report(*reportStart, "started", start)
@@ -62,8 +68,19 @@ func main() {
 			}
 			fmt.Fprintln(w, "ready")
 		})
+		// Pods share the host's network here: with port 0 each server picks
+		// a free port and writes it to ./port (its pod folder) for --check.
+		l, err := net.Listen("tcp", *serve)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "serve:", err)
+			os.Exit(1)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		_ = os.WriteFile("port.tmp", []byte(strconv.Itoa(port)), 0o644)
+		_ = os.Rename("port.tmp", "port")
+		fmt.Printf("serving HTTP on %s\n", l.Addr())
 		go func() {
-			if err := http.ListenAndServe(*serve, mux); err != nil {
+			if err := http.Serve(l, mux); err != nil {
 				fmt.Fprintln(os.Stderr, "serve:", err)
 				os.Exit(1)
 			}
@@ -116,4 +133,25 @@ func report(path, what string, t time.Time) {
 	}
 	fmt.Fprintf(f, "%s %d %d %s\n", what, t.UnixNano(), os.Getpid(), os.Getenv("POD_NAME"))
 	f.Close()
+}
+
+// probe GETs path on 127.0.0.1:<./port>.
+func probe(path string) int {
+	b, err := os.ReadFile("port")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "no ./port yet:", err)
+		return 1
+	}
+	c := http.Client{Timeout: time.Second}
+	resp, err := c.Get("http://127.0.0.1:" + strings.TrimSpace(string(b)) + path)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	resp.Body.Close()
+	if resp.StatusCode >= 400 {
+		fmt.Fprintln(os.Stderr, resp.Status)
+		return 1
+	}
+	return 0
 }

@@ -10,6 +10,11 @@ const (
 	NodeLeaseNamespace     = "kube-node-lease"
 	DefaultSchedulerName   = "default-scheduler"
 	DefaultGracePeriodSecs = int64(30)
+
+	// Finalizers the apiserver adds for a delete's propagationPolicy and
+	// the garbage collector removes.
+	FinalizerOrphan     = "orphan"
+	FinalizerForeground = "foregroundDeletion"
 )
 
 func ptr[T any](v T) *T { return &v }

@@ -2,6 +2,7 @@ package cmd
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/signal"
 	"sort"
@@ -104,7 +105,15 @@ func runGet(g *globals, o *getOptions, args []string) error {
 		return watchGet(g, c, p, reqs[0], ns, o)
 	}
 	failed := false
-	for _, r := range reqs {
+	for i, r := range reqs {
+		if len(reqs) > 1 && (o.output == "" || o.output == "wide") {
+			// One table per kind, as kubectl prints them.
+			if i > 0 && p.started {
+				fmt.Fprintln(g.out)
+			}
+			p, _ = newPrinter(o.output, g.out, o.allNamespaces)
+			p.noHead, p.withKind = o.noHeaders, true
+		}
 		res := client.Dynamic(c, r.kind)
 		ctx, cancel := g.ctx()
 		var objs []api.Object

@@ -229,8 +229,9 @@ func nodeStatus(n *v1.Node) string {
 
 // printer writes objects in one output format.
 type printer struct {
-	format  string // "", "wide", "json", "yaml", "name"
-	allNS   bool
+	format   string // "", "wide", "json", "yaml", "name"
+	allNS    bool
+	withKind bool // several kinds: names as "deployment.apps/web"
 	noHead  bool
 	w       *tabwriter.Writer
 	out     io.Writer
@@ -263,6 +264,9 @@ func (p *printer) printRows(k *api.Kind, objs []api.Object) {
 	}
 	for _, o := range objs {
 		cols := t.row(o, now)
+		if p.withKind && k.Kind != "Event" {
+			cols[0] = qualified(k, cols[0])
+		}
 		if p.allNS && k.Namespaced {
 			cols = append([]string{o.GetMetadata().GetNamespace()}, cols...)
 		}

@@ -65,6 +65,7 @@ func Execute(args []string, in io.Reader, out, errOut io.Writer) int {
 	root.AddCommand(
 		newApplyCommand(g), newCreateCommand(g), newGetCommand(g), newDescribeCommand(g),
 		newDeleteCommand(g), newAPIResourcesCommand(g), newLogsCommand(g),
+		newScaleCommand(g), newSetCommand(g), newRolloutCommand(g),
 	)
 	err := root.Execute()
 	if g.conn != nil {

@@ -1,0 +1,109 @@
+// Package app runs the controller-manager: shared informers, the
+// ReplicaSet and Deployment controllers and the garbage collector, behind
+// leader election.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/kubelite/kubelite/controller-manager/deployment"
+	"github.com/kubelite/kubelite/controller-manager/garbagecollector"
+	"github.com/kubelite/kubelite/controller-manager/replicaset"
+	"github.com/kubelite/kubelite/internal/client"
+	"github.com/kubelite/kubelite/internal/leaderelection"
+	"github.com/kubelite/kubelite/internal/record"
+)
+
+// Config is the controller-manager's configuration.
+type Config struct {
+	APIServer     string
+	Identity      string
+	LeaderElect   bool
+	LeaseDuration time.Duration
+	RenewDeadline time.Duration
+	RetryPeriod   time.Duration
+	Workers       int // per controller
+}
+
+// Validate checks the configuration and names the flag at fault.
+func (c *Config) Validate() error {
+	if c.APIServer == "" {
+		return errors.New("--apiserver: required")
+	}
+	if c.Workers <= 0 {
+		return fmt.Errorf("--concurrent-syncs %d: must be positive", c.Workers)
+	}
+	return nil
+}
+
+// Run runs until ctx ends, or until leadership is lost (an error).
+func Run(ctx context.Context, cfg Config) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	c, err := client.New(cfg.APIServer)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	run := func(ctx context.Context) { runControllers(ctx, c, cfg) }
+	if !cfg.LeaderElect {
+		run(ctx)
+		return nil
+	}
+	if cfg.Identity == "" {
+		host, _ := os.Hostname()
+		cfg.Identity = fmt.Sprintf("%s_%d", host, os.Getpid())
+	}
+	el, err := leaderelection.New(leaderelection.Config{
+		Client: c, Namespace: "kube-system", Name: "kube-controller-manager", Identity: cfg.Identity,
+		LeaseDuration: cfg.LeaseDuration, RenewDeadline: cfg.RenewDeadline, RetryPeriod: cfg.RetryPeriod,
+		OnStartedLeading: run,
+		OnNewLeader:      func(id string) { slog.Info("controller-manager leader", "identity", id) },
+	})
+	if err != nil {
+		return err
+	}
+	return el.Run(ctx)
+}
+
+func runControllers(ctx context.Context, c *client.Client, cfg Config) {
+	rec := record.New(c, "controller-manager", "")
+	go rec.Run(ctx)
+	pods := client.NewInformer(c.Pods(), nil)
+	rss := client.NewInformer(c.ReplicaSets(), nil)
+	deps := client.NewInformer(c.Deployments(), nil)
+	stss := client.NewInformer(c.StatefulSets(), nil)
+	revs := client.NewInformer(c.ControllerRevisions(), nil)
+
+	rsc := replicaset.New(c, rec, pods, rss)
+	dc := deployment.New(c, rec, deps, rss, pods)
+	gc := garbagecollector.New(c)
+	garbagecollector.StoreFor(gc, pods)
+	garbagecollector.StoreFor(gc, rss)
+	garbagecollector.StoreFor(gc, deps)
+	garbagecollector.StoreFor(gc, stss)
+	garbagecollector.StoreFor(gc, revs)
+
+	for _, run := range []func(context.Context){pods.Run, rss.Run, deps.Run, stss.Run, revs.Run} {
+		go run(ctx)
+	}
+	for _, synced := range []func(context.Context) bool{pods.WaitForSync, rss.WaitForSync, deps.WaitForSync, stss.WaitForSync, revs.WaitForSync} {
+		if !synced(ctx) {
+			return
+		}
+	}
+	slog.Info("controllers starting", "workers", cfg.Workers)
+	var wg sync.WaitGroup
+	for _, run := range []func(context.Context, int){rsc.Run, dc.Run, gc.Run} {
+		wg.Add(1)
+		go func() { defer wg.Done(); run(ctx, cfg.Workers) }()
+	}
+	wg.Wait()
+}
