@@ -583,7 +583,10 @@ func (dc *Controller) setCondition(ctx context.Context, d *v1.Deployment, c *v1.
 
 // CalculateStatus is the Deployment's counters from its ReplicaSets.
 func CalculateStatus(d *v1.Deployment, all []*v1.ReplicaSet, newRS *v1.ReplicaSet) *v1.DeploymentStatus {
-	st := &v1.DeploymentStatus{ObservedGeneration: d.Metadata.Generation, CollisionCount: d.GetStatus().CollisionCount}
+	st := &v1.DeploymentStatus{ObservedGeneration: d.Metadata.Generation}
+	if d.Status != nil {
+		st.CollisionCount = d.Status.CollisionCount
+	}
 	var terminating int32
 	for _, rs := range all {
 		if rs == nil {
