@@ -232,10 +232,10 @@ type printer struct {
 	format   string // "", "wide", "json", "yaml", "name"
 	allNS    bool
 	withKind bool // several kinds: names as "deployment.apps/web"
-	noHead  bool
-	w       *tabwriter.Writer
-	out     io.Writer
-	started bool
+	noHead   bool
+	w        *tabwriter.Writer
+	out      io.Writer
+	started  bool
 }
 
 func newPrinter(format string, out io.Writer, allNS bool) (*printer, error) {

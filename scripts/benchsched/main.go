@@ -24,8 +24,8 @@ import (
 	"github.com/kubelite/kubelite/apiserver/server"
 	"github.com/kubelite/kubelite/internal/api"
 	"github.com/kubelite/kubelite/internal/client"
-	"github.com/kubelite/kubelite/scheduler/core"
 	v1 "github.com/kubelite/kubelite/proto/kubelite/v1"
+	"github.com/kubelite/kubelite/scheduler/core"
 )
 
 func freeAddr() string {
