@@ -7,6 +7,7 @@ package replicaset
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"math"
 	"sort"
 	"strconv"
@@ -132,7 +133,9 @@ func (rc *Controller) sync(ctx context.Context, key string) error {
 		}
 	}
 	var manageErr error
-	if rc.exp.Satisfied(key) && rs.Metadata.DeletionTimestamp == nil {
+	satisfied := rc.exp.Satisfied(key)
+	slog.Debug("sync replicaset", "key", key, "active", len(active), "replicas", rs.Spec.GetReplicas(), "expectations_satisfied", satisfied)
+	if satisfied && rs.Metadata.DeletionTimestamp == nil {
 		manageErr = rc.manageReplicas(ctx, active, rs)
 	}
 	now := time.Now()

@@ -33,7 +33,21 @@ func freeAddr() string {
 	return l.Addr().String()
 }
 
+// cleanups run on every exit, also through fail: nothing the benchmark
+// started may outlive it.
+var cleanups []func()
+
+func atExit(f func()) { cleanups = append(cleanups, f) }
+
+func runCleanups() {
+	for i := len(cleanups) - 1; i >= 0; i-- {
+		cleanups[i]()
+	}
+	cleanups = nil
+}
+
 func fail(format string, args ...any) {
+	runCleanups()
 	fmt.Fprintf(os.Stderr, "benchkubelet: "+format+"\n", args...)
 	os.Exit(1)
 }
@@ -125,7 +139,8 @@ func main() {
 	if err != nil {
 		fail("%v", err)
 	}
-	defer os.RemoveAll(work)
+	atExit(func() { os.RemoveAll(work) })
+	defer runCleanups()
 
 	apiAddr := freeAddr()
 	api := exec.Command(filepath.Join(binDir, "apiserver"), "--listen", apiAddr, "--data-dir", filepath.Join(work, "api"),
@@ -134,7 +149,7 @@ func main() {
 	if err := api.Start(); err != nil {
 		fail("start apiserver: %v", err)
 	}
-	defer func() { _ = api.Process.Signal(syscall.SIGTERM); _ = api.Wait() }()
+	atExit(func() { _ = api.Process.Signal(syscall.SIGTERM); _ = api.Wait() })
 	c, err := client.New(apiAddr)
 	if err != nil {
 		fail("%v", err)
@@ -151,14 +166,12 @@ func main() {
 	if err := kl.Start(); err != nil {
 		fail("start kubelet: %v", err)
 	}
-	defer func() {
+	atExit(func() {
 		_ = kl.Process.Signal(syscall.SIGTERM)
 		_ = kl.Wait()
 		// The kubelet leaves containers running by design: stop them.
-		for _, pid := range shimPids(root) {
-			_ = syscall.Kill(pid, syscall.SIGKILL)
-		}
-	}()
+		killContainers(root)
+	})
 	waitUntil("the node", 60*time.Second, func() bool { _, err := c.Nodes().Get(bg, "", "bench-node"); return err == nil })
 	time.Sleep(500 * time.Millisecond)
 	idlePss := pss(kl.Process.Pid)
@@ -256,4 +269,20 @@ func main() {
 	fmt.Printf("memory with %d running pods (PSS from smaps_rollup; the workloads themselves not counted):\n", *n)
 	fmt.Printf("  kubelet %d KiB idle -> %d KiB; %d shims %d KiB in all\n", idlePss, klPss, len(shims), shimPss)
 	fmt.Printf("  per pod: %.0f KiB (goal <= 2048 KiB)\n", perPod)
+}
+
+// killContainers kills what still runs under the kubelet's root: each
+// workload's process group (its shim then exits).
+func killContainers(root string) {
+	states, _ := filepath.Glob(filepath.Join(root, "state", "*.state.json"))
+	for _, s := range states {
+		b, _ := os.ReadFile(s)
+		var pgid int
+		if i := strings.Index(string(b), `"pgid":`); i >= 0 {
+			fmt.Sscanf(string(b[i+7:]), "%d", &pgid)
+		}
+		if pgid > 0 {
+			_ = syscall.Kill(-pgid, syscall.SIGKILL)
+		}
+	}
 }
