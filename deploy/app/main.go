@@ -15,8 +15,6 @@ import (
 	"strings"
 	"syscall"
 	"time"
-
-	"k8s.io/apimachinery/pkg/api/resource"
 )
 
 func main() {
@@ -43,12 +41,12 @@ func main() {
 	term := make(chan os.Signal, 1)
 	signal.Notify(term, syscall.SIGTERM)
 	if *alloc != "" {
-		q, err := resource.ParseQuantity(*alloc)
+		n, err := parseSize(*alloc)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "--alloc:", err)
 			os.Exit(2)
 		}
-		buf := make([]byte, q.Value())
+		buf := make([]byte, n)
 		for i := 0; i < len(buf); i += 4096 {
 			buf[i] = 1
 		}
@@ -154,4 +152,21 @@ func probe(path string) int {
 		return 1
 	}
 	return 0
+}
+
+// parseSize reads "64Mi", "1Gi", "512Ki" or a byte count. (Kept free of
+// apimachinery: this binary also runs as every probe, so it starts lean.)
+func parseSize(s string) (int64, error) {
+	mult := int64(1)
+	for suffix, m := range map[string]int64{"Ki": 1 << 10, "Mi": 1 << 20, "Gi": 1 << 30} {
+		if v, ok := strings.CutSuffix(s, suffix); ok {
+			s, mult = v, m
+			break
+		}
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("%q: expected a size such as 64Mi", s)
+	}
+	return n * mult, nil
 }

@@ -47,10 +47,14 @@ func NewInformer[T api.Object](res *Resource[T], req *v1.ListRequest) *Informer[
 // AddHandler registers a handler; it first sees ADDs for the cached objects.
 func (i *Informer[T]) AddHandler(h Handler[T]) {
 	i.mu.Lock()
-	defer i.mu.Unlock()
 	i.handlers = append(i.handlers, h)
+	existing := make([]T, 0, len(i.items))
+	for _, o := range i.items {
+		existing = append(existing, o)
+	}
+	i.mu.Unlock()
 	if h.OnAdd != nil {
-		for _, o := range i.items {
+		for _, o := range existing {
 			h.OnAdd(o)
 		}
 	}
@@ -109,14 +113,18 @@ func (i *Informer[T]) relist(ctx context.Context) error {
 		fresh[api.NamespacedName(o)] = o
 	}
 	i.mu.Lock()
-	defer i.mu.Unlock()
 	old := i.items
 	i.items = fresh
 	i.rv = rv
+	handlers := i.handlers
+	first := !i.synced
+	i.synced = true
+	i.mu.Unlock()
+	// Handlers run outside the lock (they may read other caches).
 	for key, o := range fresh {
 		if prev, ok := old[key]; ok {
 			if prev.GetMetadata().GetResourceVersion() != o.GetMetadata().GetResourceVersion() {
-				i.notify(func(h Handler[T]) {
+				notify(handlers, func(h Handler[T]) {
 					if h.OnUpdate != nil {
 						h.OnUpdate(prev, o)
 					}
@@ -124,7 +132,7 @@ func (i *Informer[T]) relist(ctx context.Context) error {
 			}
 			continue
 		}
-		i.notify(func(h Handler[T]) {
+		notify(handlers, func(h Handler[T]) {
 			if h.OnAdd != nil {
 				h.OnAdd(o)
 			}
@@ -132,22 +140,21 @@ func (i *Informer[T]) relist(ctx context.Context) error {
 	}
 	for key, o := range old {
 		if _, ok := fresh[key]; !ok {
-			i.notify(func(h Handler[T]) {
+			notify(handlers, func(h Handler[T]) {
 				if h.OnDelete != nil {
 					h.OnDelete(o)
 				}
 			})
 		}
 	}
-	if !i.synced {
-		i.synced = true
+	if first {
 		close(i.syncCh)
 	}
 	return nil
 }
 
-func (i *Informer[T]) notify(f func(Handler[T])) {
-	for _, h := range i.handlers {
+func notify[T api.Object](handlers []Handler[T], f func(Handler[T])) {
+	for _, h := range handlers {
 		f(h)
 	}
 }
@@ -173,33 +180,38 @@ func (i *Informer[T]) watch(ctx context.Context) error {
 	}
 }
 
+// apply updates the cache under the lock, then tells the handlers outside
+// it, in event order (one goroutine delivers everything).
 func (i *Informer[T]) apply(typ string, o T) {
 	key := api.NamespacedName(o)
 	i.mu.Lock()
-	defer i.mu.Unlock()
 	i.rv = o.GetMetadata().GetResourceVersion()
 	prev, had := i.items[key]
 	switch typ {
 	case "ADDED", "MODIFIED":
 		i.items[key] = o
-		if had {
-			i.notify(func(h Handler[T]) {
-				if h.OnUpdate != nil {
-					h.OnUpdate(prev, o)
-				}
-			})
-		} else {
-			i.notify(func(h Handler[T]) {
-				if h.OnAdd != nil {
-					h.OnAdd(o)
-				}
-			})
-		}
 	case "DELETED":
 		delete(i.items, key)
-		i.notify(func(h Handler[T]) {
+	}
+	handlers := i.handlers
+	i.mu.Unlock()
+	switch {
+	case typ == "DELETED":
+		notify(handlers, func(h Handler[T]) {
 			if h.OnDelete != nil {
 				h.OnDelete(o)
+			}
+		})
+	case had:
+		notify(handlers, func(h Handler[T]) {
+			if h.OnUpdate != nil {
+				h.OnUpdate(prev, o)
+			}
+		})
+	default:
+		notify(handlers, func(h Handler[T]) {
+			if h.OnAdd != nil {
+				h.OnAdd(o)
 			}
 		})
 	}

@@ -55,13 +55,20 @@ func main() {
 	replicas := flag.Int("replicas", 100, "replicas")
 	readyAfter := flag.Duration("ready-after", 500*time.Millisecond, "each pod's readiness delay after start")
 	period := flag.Int("probe-period", 1, "readiness probe periodSeconds")
+	keep := flag.Bool("keep", false, "keep the state folder (logs) after stopping the cluster")
 	flag.Parse()
 	repo, _ := filepath.Abs(".")
 	state, err := os.MkdirTemp("", "kubelite-bench-deploy-")
 	if err != nil {
 		fail("%v", err)
 	}
-	atExit(func() { os.RemoveAll(state) })
+	atExit(func() {
+		if *keep {
+			fmt.Fprintln(os.Stderr, "benchdeploy: logs kept in", state)
+			return
+		}
+		os.RemoveAll(state)
+	})
 	defer runCleanups()
 	apiPort := freePort()
 	env := append(os.Environ(), "KUBELITE_STATE="+state, "KUBELITE_CONFIG="+filepath.Join(state, "config"),
@@ -78,7 +85,7 @@ func main() {
 			fail("%s: %v\n%s", script, err, out)
 		}
 	}
-	atExit(func() { run("down.sh", "--purge") })
+	atExit(func() { run("down.sh") })
 	run("up.sh")
 	c, err := client.New("127.0.0.1:" + apiPort)
 	if err != nil {
