@@ -344,8 +344,14 @@ func TestCascadingDeletion(t *testing.T) {
 		t.Fatalf("orphaned ReplicaSets: %v", rss)
 	}
 	time.Sleep(time.Second) // the collector must leave them alone (not a wait for a result)
-	if _, r := activeReady(podsWith(t, cl, "app=orphan")); r != 2 {
-		t.Errorf("orphaned pods: %d ready, want 2", r)
+	pods := podsWith(t, cl, "app=orphan")
+	if a, _ := activeReady(pods); a != 2 {
+		t.Errorf("orphaned ReplicaSet's pods: %d active, want 2", a)
+	}
+	for _, p := range pods {
+		if ref := p.Metadata.OwnerReferences; len(ref) != 1 || ref[0].Uid != rss[0].Metadata.Uid {
+			t.Errorf("pod %s owners %v, want only its ReplicaSet", p.Metadata.Name, ref)
+		}
 	}
 }
 

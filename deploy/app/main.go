@@ -33,13 +33,15 @@ func main() {
 	if *check != "" {
 		os.Exit(probe(*check))
 	}
+	// Catch SIGTERM before telling anyone we started: a signal that came
+	// between the two would kill us the default way.
+	term := make(chan os.Signal, 1)
+	signal.Notify(term, syscall.SIGTERM)
 	start := time.Now()
 	name := os.Getenv("POD_NAME")
 	report(*reportStart, "started", start)
 	fmt.Printf("kubelite-app %s: pid %d started\n", name, os.Getpid())
 
-	term := make(chan os.Signal, 1)
-	signal.Notify(term, syscall.SIGTERM)
 	if *alloc != "" {
 		n, err := parseSize(*alloc)
 		if err != nil {
