@@ -88,6 +88,8 @@ spec:
         readinessProbe:
           exec: {command: [kubelite-app, --check, /ready]}
           periodSeconds: 1
+          timeoutSeconds: 5
+          failureThreshold: 10
 `, name, replicas, strategy, extra)
 }
 

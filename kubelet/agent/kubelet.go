@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
 	"net"
 	"os"
@@ -109,7 +110,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if cfg.DisableCgroups {
 		k.cgroupProblem = "disabled with --disable-cgroups"
 	} else {
-		cg, k.cgroupProblem = runtime.DetectCgroups(cfg.NodeName)
+		cg, k.cgroupProblem = runtime.DetectCgroups(cgroupName(cfg))
 	}
 	if k.cgroupProblem != "" {
 		slog.Warn("running containers without cpu and memory limits", "reason", k.cgroupProblem)
@@ -182,6 +183,19 @@ func (k *Kubelet) cleanupOrphans(onDisk []string) {
 			k.rt.KillCgroupPod(uid)
 		}
 	}
+}
+
+// cgroupName is this kubelet's cgroup folder: the node name plus a hash of
+// its state folder. Several kubelets share one host here (tests, up.sh), and
+// each cleans up the cgroups it finds orphaned: it must see only its own.
+func cgroupName(cfg Config) string {
+	root, err := filepath.Abs(cfg.RootDir)
+	if err != nil {
+		root = cfg.RootDir
+	}
+	h := fnv.New32a()
+	h.Write([]byte(root))
+	return fmt.Sprintf("%s-%08x", cfg.NodeName, h.Sum32())
 }
 
 func (k *Kubelet) podUpdated(p *v1.Pod) {
