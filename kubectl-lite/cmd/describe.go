@@ -129,6 +129,10 @@ func describeObject(g *globals, c *client.Client, o api.Object) error {
 		describePod(s, x)
 	case *v1.Node:
 		describeNode(g, c, s, x)
+	case *v1.Deployment:
+		describeDeployment(g, c, s, x)
+	case *v1.ReplicaSet:
+		describeReplicaSet(s, x)
 	default:
 		mapLines(s, 0, "Labels", m.Labels)
 		mapLines(s, 0, "Annotations", m.Annotations)
@@ -426,4 +430,97 @@ func describeEvents(g *globals, c *client.Client, o api.Object) error {
 		fmt.Fprintf(w, "  %s\t%s\t%s\t%s\t%s\n", e.Type, e.Reason, a, e.GetSource().GetComponent(), e.Message)
 	}
 	return w.Flush()
+}
+
+func selectorString(sel *v1.LabelSelector) string {
+	ls, err := api.LabelSelectorAsSelector(sel)
+	if err != nil {
+		return "<invalid>"
+	}
+	return ls.String()
+}
+
+func describeTemplate(s *section, t *v1.PodTemplateSpec) {
+	s.text(0, "Pod Template:")
+	mapLines(s, 1, "Labels", t.GetMetadata().GetLabels())
+	s.text(1, "Containers:")
+	for _, c := range t.GetSpec().GetContainers() {
+		s.text(2, c.Name+":")
+		if c.Image != "" {
+			s.line(3, "Image", c.Image)
+		}
+		s.line(3, "Command", strings.Join(append(append([]string{}, c.Command...), c.Args...), " "))
+		if c.ReadinessProbe != nil {
+			s.line(3, "Readiness", probeString(c.ReadinessProbe))
+		}
+		if len(c.Env) > 0 {
+			s.text(3, "Environment:")
+			for _, e := range c.Env {
+				s.line(4, e.Name, e.Value)
+			}
+		}
+	}
+}
+
+func describeDeployment(g *globals, c *client.Client, s *section, d *v1.Deployment) {
+	m, spec, st := d.Metadata, d.GetSpec(), d.GetStatus()
+	s.line(0, "CreationTimestamp", ts(m.CreationTimestamp))
+	mapLines(s, 0, "Labels", m.Labels)
+	mapLines(s, 0, "Annotations", m.Annotations)
+	s.line(0, "Selector", selectorString(spec.GetSelector()))
+	s.line(0, "Replicas", fmt.Sprintf("%d desired | %d updated | %d total | %d available | %d unavailable",
+		spec.GetReplicas(), st.GetUpdatedReplicas(), st.GetReplicas(), st.GetAvailableReplicas(), st.GetUnavailableReplicas()))
+	s.line(0, "StrategyType", spec.GetStrategy().GetType())
+	s.line(0, "MinReadySeconds", spec.GetMinReadySeconds())
+	if ru := spec.GetStrategy().GetRollingUpdate(); ru != nil {
+		s.line(0, "RollingUpdateStrategy", fmt.Sprintf("%s max unavailable, %s max surge", ru.MaxUnavailable, ru.MaxSurge))
+	}
+	if spec.Paused {
+		s.line(0, "Paused", "true")
+	}
+	describeTemplate(s, spec.GetTemplate())
+	s.text(0, "Conditions:")
+	s.text(1, "Type\tStatus\tReason")
+	for _, cnd := range st.GetConditions() {
+		s.text(1, cnd.Type+"\t"+cnd.Status+"\t"+cnd.Reason)
+	}
+	ctx, cancel := g.ctx()
+	defer cancel()
+	rss, _, err := c.ReplicaSets().List(ctx, &v1.ListRequest{Namespace: m.Namespace})
+	if err != nil {
+		return
+	}
+	var old []string
+	newRS := "<none>"
+	for _, rs := range rss {
+		if ref := rs.Metadata.OwnerReferences; len(ref) == 0 || ref[0].Uid != m.Uid {
+			continue
+		}
+		desc := fmt.Sprintf("%s (%d/%d replicas created)", rs.Metadata.Name, rs.GetStatus().GetReplicas(), rs.Spec.GetReplicas())
+		if rs.Metadata.GetAnnotations()["deployment.kubernetes.io/revision"] == m.GetAnnotations()["deployment.kubernetes.io/revision"] {
+			newRS = desc
+		} else if rs.Spec.GetReplicas() > 0 || rs.GetStatus().GetReplicas() > 0 {
+			old = append(old, desc)
+		}
+	}
+	if len(old) == 0 {
+		old = []string{"<none>"}
+	}
+	s.line(0, "OldReplicaSets", strings.Join(old, ", "))
+	s.line(0, "NewReplicaSet", newRS)
+}
+
+func describeReplicaSet(s *section, rs *v1.ReplicaSet) {
+	m, spec, st := rs.Metadata, rs.GetSpec(), rs.GetStatus()
+	s.line(0, "Selector", selectorString(spec.GetSelector()))
+	mapLines(s, 0, "Labels", m.Labels)
+	mapLines(s, 0, "Annotations", m.Annotations)
+	for _, or := range m.OwnerReferences {
+		if or.GetController() {
+			s.line(0, "Controlled By", or.Kind+"/"+or.Name)
+		}
+	}
+	s.line(0, "Replicas", fmt.Sprintf("%d current / %d desired", st.GetReplicas(), spec.GetReplicas()))
+	s.line(0, "Pods Status", fmt.Sprintf("%d Ready / %d Available", st.GetReadyReplicas(), st.GetAvailableReplicas()))
+	describeTemplate(s, spec.GetTemplate())
 }
