@@ -22,6 +22,9 @@ func main() {
 	fs.DurationVar(&cfg.RenewDeadline, "leader-elect-renew-deadline", 10*time.Second, "how long a leader tries to renew before stepping down")
 	fs.DurationVar(&cfg.RetryPeriod, "leader-elect-retry-period", 2*time.Second, "how often candidates try and leaders renew")
 	fs.IntVar(&cfg.Workers, "concurrent-syncs", 5, "workers per controller")
+	fs.DurationVar(&cfg.NodeMonitorPeriod, "node-monitor-period", 5*time.Second, "how often node heartbeats are checked")
+	fs.DurationVar(&cfg.NodeMonitorGracePeriod, "node-monitor-grace-period", 50*time.Second, "silence after which a node is Unknown")
+	fs.DurationVar(&cfg.PodEvictionTimeout, "default-unreachable-toleration", 300*time.Second, "how long pods stay on an unreachable node before eviction (their own toleration wins)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		os.Exit(cmdutil.ExitUsage)

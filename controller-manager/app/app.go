@@ -14,10 +14,13 @@ import (
 
 	"github.com/kubelite/kubelite/controller-manager/deployment"
 	"github.com/kubelite/kubelite/controller-manager/garbagecollector"
+	"github.com/kubelite/kubelite/controller-manager/nodelifecycle"
 	"github.com/kubelite/kubelite/controller-manager/replicaset"
+	"github.com/kubelite/kubelite/internal/api"
 	"github.com/kubelite/kubelite/internal/client"
 	"github.com/kubelite/kubelite/internal/leaderelection"
 	"github.com/kubelite/kubelite/internal/record"
+	v1 "github.com/kubelite/kubelite/proto/kubelite/v1"
 )
 
 // Config is the controller-manager's configuration.
@@ -29,6 +32,10 @@ type Config struct {
 	RenewDeadline time.Duration
 	RetryPeriod   time.Duration
 	Workers       int // per controller
+
+	NodeMonitorPeriod      time.Duration
+	NodeMonitorGracePeriod time.Duration
+	PodEvictionTimeout     time.Duration
 }
 
 // Validate checks the configuration and names the flag at fault.
@@ -38,6 +45,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Workers <= 0 {
 		return fmt.Errorf("--concurrent-syncs %d: must be positive", c.Workers)
+	}
+	if c.NodeMonitorPeriod <= 0 || c.NodeMonitorGracePeriod <= c.NodeMonitorPeriod {
+		return fmt.Errorf("--node-monitor-grace-period %v must be greater than --node-monitor-period %v (> 0)", c.NodeMonitorGracePeriod, c.NodeMonitorPeriod)
 	}
 	return nil
 }
@@ -81,9 +91,13 @@ func runControllers(ctx context.Context, c *client.Client, cfg Config) {
 	deps := client.NewInformer(c.Deployments(), nil)
 	stss := client.NewInformer(c.StatefulSets(), nil)
 	revs := client.NewInformer(c.ControllerRevisions(), nil)
+	nodes := client.NewInformer(c.Nodes(), nil)
+	leases := client.NewInformer(c.Leases(), &v1.ListRequest{Namespace: api.NodeLeaseNamespace})
 
 	rsc := replicaset.New(c, rec, pods, rss)
 	dc := deployment.New(c, rec, deps, rss, pods)
+	nlc := nodelifecycle.New(nodelifecycle.Config{MonitorPeriod: cfg.NodeMonitorPeriod, GracePeriod: cfg.NodeMonitorGracePeriod,
+		EvictionTimeout: cfg.PodEvictionTimeout}, c, rec, nodes, leases, pods)
 	gc := garbagecollector.New(c)
 	garbagecollector.StoreFor(gc, pods)
 	garbagecollector.StoreFor(gc, rss)
@@ -91,15 +105,16 @@ func runControllers(ctx context.Context, c *client.Client, cfg Config) {
 	garbagecollector.StoreFor(gc, stss)
 	garbagecollector.StoreFor(gc, revs)
 
-	for _, run := range []func(context.Context){pods.Run, rss.Run, deps.Run, stss.Run, revs.Run} {
+	for _, run := range []func(context.Context){pods.Run, rss.Run, deps.Run, stss.Run, revs.Run, nodes.Run, leases.Run} {
 		go run(ctx)
 	}
-	for _, synced := range []func(context.Context) bool{pods.WaitForSync, rss.WaitForSync, deps.WaitForSync, stss.WaitForSync, revs.WaitForSync} {
+	for _, synced := range []func(context.Context) bool{pods.WaitForSync, rss.WaitForSync, deps.WaitForSync, stss.WaitForSync, revs.WaitForSync, nodes.WaitForSync, leases.WaitForSync} {
 		if !synced(ctx) {
 			return
 		}
 	}
 	slog.Info("controllers starting", "workers", cfg.Workers)
+	go nlc.Run(ctx)
 	var wg sync.WaitGroup
 	for _, run := range []func(context.Context, int){rsc.Run, dc.Run, gc.Run} {
 		wg.Add(1)

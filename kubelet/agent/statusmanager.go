@@ -25,7 +25,7 @@ type statusManager struct {
 }
 
 func newStatusManager(c *client.Client) *statusManager {
-	return &statusManager{c: c, wake: make(chan struct{}, 1), pending: map[string]*v1.Pod{}, written: map[string]*v1.PodStatus{}}
+	return &statusManager{c: c, wake: make(chan struct{}, 1), pending: map[string]*v1.Pod{}}
 }
 
 // statusPod is the minimal pod an UpdateStatus needs: identity (the uid is
@@ -35,11 +35,14 @@ func statusPod(pod *v1.Pod, st *v1.PodStatus) *v1.Pod {
 	return &v1.Pod{Metadata: &v1.ObjectMeta{Name: m.Name, Namespace: m.Namespace, Uid: m.Uid}, Status: st}
 }
 
-// Set queues a status for the pod.
+// Set queues a status for the pod unless the apiserver already has it
+// (pod is the kubelet's latest copy from its watch). Comparing with the
+// apiserver's copy, not with what the kubelet last wrote, restores the real
+// status after someone else (the node lifecycle controller) changed it.
 func (m *statusManager) Set(pod *v1.Pod, st *v1.PodStatus) {
 	uid := pod.GetMetadata().GetUid()
 	m.mu.Lock()
-	if last := m.written[uid]; last != nil && proto.Equal(last, st) {
+	if proto.Equal(pod.GetStatus(), st) {
 		delete(m.pending, uid)
 		m.mu.Unlock()
 		return
@@ -60,11 +63,6 @@ func (m *statusManager) Write(ctx context.Context, pod *v1.Pod, st *v1.PodStatus
 	delete(m.pending, uid)
 	m.mu.Unlock()
 	_, err := m.c.Pods().UpdateStatus(ctx, statusPod(pod, st))
-	if err == nil {
-		m.mu.Lock()
-		m.written[uid] = st
-		m.mu.Unlock()
-	}
 	return err
 }
 
@@ -73,7 +71,6 @@ func (m *statusManager) Forget(uid string) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	delete(m.pending, uid)
-	delete(m.written, uid)
 }
 
 func (m *statusManager) run(ctx context.Context) {
@@ -94,9 +91,6 @@ func (m *statusManager) run(ctx context.Context) {
 			cancel()
 			switch {
 			case err == nil:
-				m.mu.Lock()
-				m.written[uid] = p.Status
-				m.mu.Unlock()
 			case client.IsNotFound(err) || client.IsConflict(err):
 				// The pod is gone (or replaced by another with its name).
 			default:
