@@ -70,7 +70,9 @@ for i in $(seq 1 "$schedulers"); do
   start "scheduler-$i" --apiserver "127.0.0.1:$api_port" ${SCHEDULER_FLAGS:-}
 done
 
-start controller-manager --apiserver "127.0.0.1:$api_port" ${CONTROLLER_MANAGER_FLAGS:-}
+# Claim folders are shared by every kubelet here, like a network disk: an
+# ordinal's folder follows it to whichever node runs it.
+start controller-manager --apiserver "127.0.0.1:$api_port" --volume-dir "$state/volumes" ${CONTROLLER_MANAGER_FLAGS:-}
 
 nodes="${NODES:-2}"
 # Containers inherit the kubelet's PATH: the sample app in bin/ is found by name.
@@ -79,7 +81,7 @@ for i in $(seq 1 "$nodes"); do
   # Port 0: each kubelet picks a free port and reports it in its Node.
   # shellcheck disable=SC2086
   start "kubelet-node-$i" --apiserver "127.0.0.1:$api_port" --node-name "node-$i" \
-    --root-dir "$state/kubelet-node-$i" --listen 127.0.0.1:0 ${KUBELET_FLAGS:-}
+    --root-dir "$state/kubelet-node-$i" --listen 127.0.0.1:0 --volume-dir "$state/volumes" ${KUBELET_FLAGS:-}
 done
 for i in $(seq 1 120); do
   ready=$(bin/kubectl-lite get nodes --no-headers 2>/dev/null | grep -c ' Ready' || true)

@@ -16,6 +16,7 @@ import (
 	"github.com/kubelite/kubelite/controller-manager/garbagecollector"
 	"github.com/kubelite/kubelite/controller-manager/nodelifecycle"
 	"github.com/kubelite/kubelite/controller-manager/replicaset"
+	"github.com/kubelite/kubelite/controller-manager/statefulset"
 	"github.com/kubelite/kubelite/internal/api"
 	"github.com/kubelite/kubelite/internal/client"
 	"github.com/kubelite/kubelite/internal/leaderelection"
@@ -36,6 +37,8 @@ type Config struct {
 	NodeMonitorPeriod      time.Duration
 	NodeMonitorGracePeriod time.Duration
 	PodEvictionTimeout     time.Duration
+	// VolumeDir is the kubelets' shared claim folder, for claim retention.
+	VolumeDir string
 }
 
 // Validate checks the configuration and names the flag at fault.
@@ -96,6 +99,7 @@ func runControllers(ctx context.Context, c *client.Client, cfg Config) {
 
 	rsc := replicaset.New(c, rec, pods, rss)
 	dc := deployment.New(c, rec, deps, rss, pods)
+	ssc := statefulset.New(c, rec, stss, pods, revs, cfg.VolumeDir)
 	nlc := nodelifecycle.New(nodelifecycle.Config{MonitorPeriod: cfg.NodeMonitorPeriod, GracePeriod: cfg.NodeMonitorGracePeriod,
 		EvictionTimeout: cfg.PodEvictionTimeout}, c, rec, nodes, leases, pods)
 	gc := garbagecollector.New(c)
@@ -116,7 +120,7 @@ func runControllers(ctx context.Context, c *client.Client, cfg Config) {
 	slog.Info("controllers starting", "workers", cfg.Workers)
 	go nlc.Run(ctx)
 	var wg sync.WaitGroup
-	for _, run := range []func(context.Context, int){rsc.Run, dc.Run, gc.Run} {
+	for _, run := range []func(context.Context, int){rsc.Run, dc.Run, ssc.Run, gc.Run} {
 		wg.Add(1)
 		go func() { defer wg.Done(); run(ctx, cfg.Workers) }()
 	}

@@ -496,7 +496,16 @@ func validateDeploymentSpec(s *v1.DeploymentSpec, p *field.Path) field.ErrorList
 
 func validateStatefulSetSpec(s *v1.StatefulSetSpec, p *field.Path) field.ErrorList {
 	errs := validateReplicas(s.Replicas, p.Child("replicas"))
-	errs = append(errs, validateSelectorAndTemplate(s.GetSelector(), s.GetTemplate(), p)...)
+	// Containers may mount the claims: the controller adds them as volumes.
+	tmpl := s.GetTemplate()
+	if tmpl != nil && tmpl.Spec != nil && len(s.VolumeClaimTemplates) > 0 {
+		tmpl = proto.Clone(tmpl).(*v1.PodTemplateSpec)
+		for _, c := range s.VolumeClaimTemplates {
+			tmpl.Spec.Volumes = append(tmpl.Spec.Volumes, &v1.Volume{Name: c.GetMetadata().GetName(),
+				PersistentVolumeClaim: &v1.PersistentVolumeClaimVolumeSource{ClaimName: c.GetMetadata().GetName()}})
+		}
+	}
+	errs = append(errs, validateSelectorAndTemplate(s.GetSelector(), tmpl, p)...)
 	if pm := s.GetPodManagementPolicy(); pm != "OrderedReady" && pm != "Parallel" {
 		errs = append(errs, field.NotSupported(p.Child("podManagementPolicy"), pm, []string{"OrderedReady", "Parallel"}))
 	}

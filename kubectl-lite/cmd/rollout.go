@@ -8,11 +8,13 @@ import (
 	"os/signal"
 	"sort"
 	"strconv"
+	"strings"
 	"syscall"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
+	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"sigs.k8s.io/yaml"
 
@@ -46,9 +48,12 @@ func newRolloutCommand(g *globals) *cobra.Command {
 		Use:   "history (TYPE/NAME | TYPE NAME)",
 		Short: "List a Deployment's revisions",
 		RunE: func(_ *cobra.Command, args []string) error {
-			_, name, err := workloadTarget(args, "Deployment")
+			k, name, err := workloadTarget(args, "Deployment", "StatefulSet")
 			if err != nil {
 				return err
+			}
+			if k.Kind == "StatefulSet" {
+				return statefulSetHistory(g, name, revision)
 			}
 			return rolloutHistory(g, name, revision)
 		},
@@ -59,9 +64,12 @@ func newRolloutCommand(g *globals) *cobra.Command {
 		Use:   "undo (TYPE/NAME | TYPE NAME) [--to-revision=N]",
 		Short: "Roll back to the previous (or a given) revision",
 		RunE: func(_ *cobra.Command, args []string) error {
-			_, name, err := workloadTarget(args, "Deployment")
+			k, name, err := workloadTarget(args, "Deployment", "StatefulSet")
 			if err != nil {
 				return err
+			}
+			if k.Kind == "StatefulSet" {
+				return statefulSetUndo(g, name, toRevision)
 			}
 			return rolloutUndo(g, name, toRevision)
 		},
@@ -144,7 +152,80 @@ func DeploymentStatus(d *v1.Deployment) (string, bool, error) {
 }
 
 var statusViewers = map[string]func(api.Object) (string, bool, error){
-	"Deployment": func(o api.Object) (string, bool, error) { return DeploymentStatus(o.(*v1.Deployment)) },
+	"Deployment":  func(o api.Object) (string, bool, error) { return DeploymentStatus(o.(*v1.Deployment)) },
+	"StatefulSet": func(o api.Object) (string, bool, error) { return StatefulSetStatus(o.(*v1.StatefulSet)) },
+}
+
+// StatefulSetStatus is kubectl's rollout status message for a StatefulSet.
+func StatefulSetStatus(s *v1.StatefulSet) (string, bool, error) {
+	if s.Spec.GetUpdateStrategy().GetType() != "RollingUpdate" {
+		return "", true, fmt.Errorf("rollout status is only available for RollingUpdate strategy type")
+	}
+	st := s.GetStatus()
+	if st.GetObservedGeneration() == 0 || s.Metadata.Generation > st.GetObservedGeneration() {
+		return "Waiting for statefulset spec update to be observed...\n", false, nil
+	}
+	want := s.Spec.GetReplicas()
+	if st.GetReadyReplicas() < want {
+		return fmt.Sprintf("Waiting for %d pods to be ready...\n", want-st.GetReadyReplicas()), false, nil
+	}
+	if p := s.Spec.GetUpdateStrategy().GetRollingUpdate().GetPartition(); p > 0 {
+		if st.GetUpdatedReplicas() < want-p {
+			return fmt.Sprintf("Waiting for partitioned roll out to finish: %d out of %d new pods have been updated...\n", st.GetUpdatedReplicas(), want-p), false, nil
+		}
+		return fmt.Sprintf("partitioned roll out complete: %d new pods have been updated...\n", st.GetUpdatedReplicas()), true, nil
+	}
+	if st.GetUpdateRevision() != st.GetCurrentRevision() {
+		return fmt.Sprintf("waiting for statefulset rolling update to complete %d pods at revision %s...\n", st.GetUpdatedReplicas(), st.GetUpdateRevision()), false, nil
+	}
+	return fmt.Sprintf("statefulset rolling update complete %d pods at revision %s...\n", st.GetCurrentReplicas(), st.GetCurrentRevision()), true, nil
+}
+
+// waitingOn says, for each pod of a StatefulSet not yet at the update
+// revision and ready, what the rollout waits on: why StatefulSet updates are
+// slow, made visible.
+func waitingOn(g *globals, c *client.Client, s *v1.StatefulSet) string {
+	ctx, cancel := g.ctx()
+	defer cancel()
+	pods, _, err := c.Pods().List(ctx, &v1.ListRequest{Namespace: s.Metadata.Namespace})
+	if err != nil {
+		return ""
+	}
+	byName := map[string]*v1.Pod{}
+	for _, p := range pods {
+		byName[p.Metadata.Name] = p
+	}
+	upd := s.GetStatus().GetUpdateRevision()
+	var lines []string
+	for i := int(s.Spec.GetReplicas()) - 1; i >= 0; i-- {
+		name := fmt.Sprintf("%s-%d", s.Metadata.Name, i)
+		p := byName[name]
+		var what string
+		switch {
+		case p == nil:
+			what = "waiting for the pod to be created"
+		case p.Metadata.DeletionTimestamp != nil:
+			left := time.Until(p.Metadata.DeletionTimestamp.AsTime()).Round(time.Second)
+			what = fmt.Sprintf("old pod terminating (%s of grace left)", max(left, 0))
+		case p.Metadata.Labels["controller-revision-hash"] != upd && upd != "":
+			continue // not replaced yet
+		case p.GetSpec().GetNodeName() == "":
+			what = "new pod pending (not scheduled)"
+		case p.GetStatus().GetPhase() == "Pending":
+			what = "new pod starting"
+		default:
+			ready := false
+			for _, c := range p.GetStatus().GetConditions() {
+				ready = ready || (c.Type == "Ready" && c.Status == "True")
+			}
+			if ready {
+				continue
+			}
+			what = "new pod running, not yet ready"
+		}
+		lines = append(lines, fmt.Sprintf("  %s: %s\n", name, what))
+	}
+	return strings.Join(lines, "")
 }
 
 // rolloutStatus watches the object and prints each new status message
@@ -194,6 +275,9 @@ func rolloutStatus(g *globals, k *api.Kind, name string, timeout time.Duration) 
 			if err != nil {
 				w.Stop()
 				return err
+			}
+			if s, ok := o.(*v1.StatefulSet); ok && !done {
+				msg += waitingOn(g, c, s)
 			}
 			if msg != last {
 				fmt.Fprint(g.out, msg)
@@ -335,5 +419,110 @@ func rolloutUndo(g *globals, name string, to int64) error {
 		return err
 	}
 	fmt.Fprintf(g.out, "deployment.apps/%s rolled back\n", name)
+	return nil
+}
+
+// setRevisions lists a StatefulSet's ControllerRevisions, oldest first.
+func setRevisions(g *globals, name string) (*v1.StatefulSet, []*v1.ControllerRevision, error) {
+	c, err := g.client()
+	if err != nil {
+		return nil, nil, err
+	}
+	ctx, cancel := g.ctx()
+	defer cancel()
+	s, err := c.StatefulSets().Get(ctx, g.ns(), name)
+	if err != nil {
+		return nil, nil, err
+	}
+	all, _, err := c.ControllerRevisions().List(ctx, &v1.ListRequest{Namespace: g.ns()})
+	if err != nil {
+		return nil, nil, err
+	}
+	var out []*v1.ControllerRevision
+	for _, r := range all {
+		for _, ref := range r.Metadata.OwnerReferences {
+			if ref.GetController() && ref.Uid == s.Metadata.Uid {
+				out = append(out, r)
+			}
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Revision < out[j].Revision })
+	return s, out, nil
+}
+
+func revisionTemplate(r *v1.ControllerRevision) (*v1.PodTemplateSpec, error) {
+	t := &v1.PodTemplateSpec{}
+	return t, protojson.Unmarshal(r.Data, t)
+}
+
+func statefulSetHistory(g *globals, name string, revision int64) error {
+	_, revs, err := setRevisions(g, name)
+	if err != nil {
+		return err
+	}
+	if revision > 0 {
+		for _, r := range revs {
+			if r.Revision == revision {
+				t, err := revisionTemplate(r)
+				if err != nil {
+					return err
+				}
+				m, err := api.ToMap(&v1.StatefulSet{ApiVersion: "apps/v1", Kind: "StatefulSet", Spec: &v1.StatefulSetSpec{Template: t}})
+				if err != nil {
+					return err
+				}
+				b, _ := yaml.Marshal(m["spec"].(map[string]any)["template"])
+				fmt.Fprintf(g.out, "statefulset.apps/%s with revision #%d\nPod Template:\n%s", name, revision, indentText(string(b), "  "))
+				return nil
+			}
+		}
+		return fmt.Errorf("unable to find the specified revision %d", revision)
+	}
+	fmt.Fprintf(g.out, "statefulset.apps/%s\n", name)
+	w := tabwriter.NewWriter(g.out, 0, 8, 2, ' ', 0)
+	fmt.Fprintln(w, "REVISION\tCONTROLLER-REVISION")
+	for _, r := range revs {
+		fmt.Fprintf(w, "%d\t%s\n", r.Revision, r.Metadata.Name)
+	}
+	return w.Flush()
+}
+
+func statefulSetUndo(g *globals, name string, to int64) error {
+	s, revs, err := setRevisions(g, name)
+	if err != nil {
+		return err
+	}
+	var target *v1.ControllerRevision
+	switch {
+	case to == 0 && len(revs) >= 2:
+		target = revs[len(revs)-2]
+	case to == 0:
+		return fmt.Errorf("no rollout history found for statefulset %q", name)
+	default:
+		for _, r := range revs {
+			if r.Revision == to {
+				target = r
+			}
+		}
+		if target == nil {
+			return fmt.Errorf("unable to find specified revision %d in history", to)
+		}
+	}
+	t, err := revisionTemplate(target)
+	if err != nil {
+		return err
+	}
+	if proto.Equal(t, s.Spec.Template) {
+		fmt.Fprintf(g.out, "statefulset.apps/%s skipped rollback (current template already matches revision %d)\n", name, target.Revision)
+		return nil
+	}
+	k, _ := api.Lookup("statefulsets")
+	if _, err := g.mutate(k, name, func(o api.Object) error {
+		o.(*v1.StatefulSet).Spec.Template = t
+		return nil
+	}); err != nil {
+		return err
+	}
+	fmt.Fprintf(g.out, "statefulset.apps/%s rolled back\n", name)
 	return nil
 }

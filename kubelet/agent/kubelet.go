@@ -46,6 +46,10 @@ type Config struct {
 	BackOffBase time.Duration
 	BackOffMax  time.Duration
 
+	// VolumeDir holds persistentVolumeClaim folders (<ns>/<claim>); several
+	// kubelets on one host may share it, like a network disk.
+	VolumeDir string
+
 	ContainerLogMaxSize  int64
 	ContainerLogMaxFiles int
 	// DisableCgroups runs without cgroups even where they work.
@@ -96,6 +100,9 @@ type Kubelet struct {
 func Run(ctx context.Context, cfg Config) error {
 	if err := cfg.Validate(); err != nil {
 		return err
+	}
+	if cfg.VolumeDir == "" {
+		cfg.VolumeDir = filepath.Join(cfg.RootDir, "volumes")
 	}
 	c, err := client.New(cfg.APIServer)
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -337,8 +338,19 @@ func (w *podWorker) containerSpec(pod *v1.Pod, c *v1.Container) (runtime.Contain
 		"POD_UID=" + pod.Metadata.Uid,
 		"NODE_NAME=" + w.k.cfg.NodeName,
 	}
+	vars := map[string]string{}
 	for _, e := range c.Env {
 		env = append(env, e.Name+"="+e.Value)
+		vars[e.Name] = e.Value
+	}
+	mounts, err := w.volumes(pod, c)
+	if err != nil {
+		return runtime.ContainerSpec{}, err
+	}
+	for name, path := range mounts {
+		k := "VOLUME_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
+		env = append(env, k+"="+path)
+		vars[k] = path
 	}
 	dir := c.WorkingDir
 	if dir == "" {
@@ -349,7 +361,11 @@ func (w *podWorker) containerSpec(pod *v1.Pod, c *v1.Container) (runtime.Contain
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return runtime.ContainerSpec{}, fmt.Errorf("working directory %s: %w", dir, err)
 	}
-	spec := runtime.ContainerSpec{PodUID: w.uid, Name: c.Name, Command: append(append([]string{}, c.Command...), c.Args...), Env: env, WorkingDir: dir}
+	var command []string
+	for _, a := range append(append([]string{}, c.Command...), c.Args...) {
+		command = append(command, expandVars(a, vars))
+	}
+	spec := runtime.ContainerSpec{PodUID: w.uid, Name: c.Name, Command: command, Env: env, WorkingDir: dir}
 	if v, ok := c.GetResources().GetLimits()["memory"]; ok {
 		q, err := resource.ParseQuantity(v)
 		if err != nil {
@@ -590,4 +606,74 @@ func (w *podWorker) terminate(ctx context.Context, pod *v1.Pod) {
 		slog.Warn("cannot remove pod folder", "pod", w.podName(pod), "err", err)
 	}
 	slog.Info("pod terminated", "pod", w.podName(pod), "phase", st.Phase)
+}
+
+// volumes prepares the pod's volumes a container mounts and returns mount
+// name -> folder. persistentVolumeClaim folders live under VolumeDir and
+// outlive the pod; emptyDir lives in the pod folder; hostPath is the path.
+// Each mount also appears as a link at <pod folder>/<mountPath>.
+func (w *podWorker) volumes(pod *v1.Pod, c *v1.Container) (map[string]string, error) {
+	out := map[string]string{}
+	for _, m := range c.VolumeMounts {
+		var dir string
+		for _, v := range pod.Spec.Volumes {
+			if v.Name != m.Name {
+				continue
+			}
+			switch {
+			case v.PersistentVolumeClaim != nil:
+				dir = filepath.Join(w.k.cfg.VolumeDir, pod.Metadata.Namespace, v.PersistentVolumeClaim.ClaimName)
+			case v.HostPath != nil:
+				dir = v.HostPath.Path
+			default:
+				dir = filepath.Join(w.k.rt.PodDir(w.uid), "volumes", v.Name)
+			}
+		}
+		if dir == "" {
+			return nil, fmt.Errorf("volumeMount %q names no volume of the pod", m.Name)
+		}
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, fmt.Errorf("volume %s: %w", m.Name, err)
+		}
+		link := filepath.Join(w.k.rt.PodDir(w.uid), strings.TrimPrefix(filepath.Clean("/"+m.MountPath), "/"))
+		if link != w.k.rt.PodDir(w.uid) {
+			_ = os.MkdirAll(filepath.Dir(link), 0o755)
+			if cur, err := os.Readlink(link); err != nil || cur != dir {
+				_ = os.Remove(link)
+				if err := os.Symlink(dir, link); err != nil {
+					return nil, fmt.Errorf("volume %s at %s: %w", m.Name, m.MountPath, err)
+				}
+			}
+		}
+		out[m.Name] = dir
+	}
+	return out, nil
+}
+
+// expandVars replaces $(NAME) with the container's variable, as Kubernetes
+// does in command and args; $$(NAME) escapes, unknown names stay.
+func expandVars(s string, vars map[string]string) string {
+	if !strings.Contains(s, "$(") {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '$' && i+1 < len(s) && s[i+1] == '$' {
+			b.WriteByte('$')
+			i++
+			continue
+		}
+		if s[i] == '$' && i+1 < len(s) && s[i+1] == '(' {
+			if end := strings.IndexByte(s[i:], ')'); end > 0 {
+				name := s[i+2 : i+end]
+				if v, ok := vars[name]; ok {
+					b.WriteString(v)
+					i += end
+					continue
+				}
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
 }
