@@ -22,7 +22,7 @@ func main() {
 	fs := flag.NewFlagSet("kubelet", flag.ContinueOnError)
 	fs.StringVar(&cfg.APIServer, "apiserver", "127.0.0.1:6443", "apiserver address host:port (several: comma-separated)")
 	fs.StringVar(&cfg.NodeName, "node-name", host, "this node's name")
-	fs.StringVar(&cfg.NodeIP, "node-ip", "127.0.0.1", "the address probes, hooks and logs use")
+	fs.StringVar(&cfg.NodeIP, "node-ip", "", "the address probes, hooks and logs use (default: the local address that reaches the apiserver)")
 	fs.StringVar(&cfg.RootDir, "root-dir", "kubelet-data", "folder for pod folders, container state and logs")
 	fs.StringVar(&cfg.ShimPath, "shim", filepath.Join(filepath.Dir(exe), "kubelet-shim"), "the kubelet-shim binary")
 	fs.StringVar(&cfg.Listen, "listen", "127.0.0.1:10250", "the kubelet's gRPC address (logs), host:port")

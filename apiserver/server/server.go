@@ -41,6 +41,16 @@ type Config struct {
 	// EtcdClientURL and EtcdPeerURL are where the embedded etcd listens.
 	EtcdClientURL string
 	EtcdPeerURL   string
+	// EtcdAdvertiseClientURL and EtcdAdvertisePeerURL are what other members
+	// and clients are told (default: the listen URLs).
+	EtcdAdvertiseClientURL string
+	EtcdAdvertisePeerURL   string
+	// EtcdName, EtcdInitialCluster ("a=http://h1:2380,b=http://h2:2380") and
+	// EtcdInitialClusterState (new or existing) make the embedded etcd one
+	// member of a cluster (several apiservers, one member each).
+	EtcdName                string
+	EtcdInitialCluster      string
+	EtcdInitialClusterState string
 	// MetricsAddr serves /metrics and /healthz over HTTP; empty disables it.
 	MetricsAddr string
 	// CompactionInterval is how often etcd history is compacted (0: never).
@@ -70,6 +80,9 @@ func (c *Config) Validate() error {
 				return fmt.Errorf("%s %q: expected a URL such as http://127.0.0.1:2379", flag, u)
 			}
 		}
+		if s := c.EtcdInitialClusterState; s != "" && s != "new" && s != "existing" {
+			return fmt.Errorf("--etcd-initial-cluster-state %q: expected new or existing", s)
+		}
 	}
 	if c.MaxRequestBytes <= 0 {
 		return fmt.Errorf("--max-request-bytes %d: must be positive", c.MaxRequestBytes)
@@ -87,7 +100,9 @@ func Run(ctx context.Context, cfg Config) error {
 	endpoints := cfg.EtcdEndpoints
 	var client *clientv3.Client
 	if len(endpoints) == 0 {
-		e, err := StartEmbeddedEtcd(cfg.DataDir, cfg.EtcdClientURL, cfg.EtcdPeerURL)
+		e, err := StartEmbeddedEtcdMember(EtcdMember{DataDir: cfg.DataDir, ClientURL: cfg.EtcdClientURL, PeerURL: cfg.EtcdPeerURL,
+			AdvertiseClientURL: cfg.EtcdAdvertiseClientURL, AdvertisePeerURL: cfg.EtcdAdvertisePeerURL,
+			Name: cfg.EtcdName, InitialCluster: cfg.EtcdInitialCluster, InitialClusterState: cfg.EtcdInitialClusterState})
 		if err != nil {
 			return err
 		}
@@ -192,31 +207,73 @@ func Run(ctx context.Context, cfg Config) error {
 // StartEmbeddedEtcd starts a single-member etcd in dataDir and waits until
 // it serves.
 func StartEmbeddedEtcd(dataDir, clientURL, peerURL string) (*embed.Etcd, error) {
-	if err := os.MkdirAll(dataDir, 0o700); err != nil {
-		return nil, fmt.Errorf("--data-dir %s: %w", dataDir, err)
+	return StartEmbeddedEtcdMember(EtcdMember{DataDir: dataDir, ClientURL: clientURL, PeerURL: peerURL})
+}
+
+// EtcdMember describes an embedded etcd member; the zero values of the
+// cluster fields make a cluster of one.
+type EtcdMember struct {
+	DataDir, ClientURL, PeerURL               string
+	AdvertiseClientURL, AdvertisePeerURL      string
+	Name, InitialCluster, InitialClusterState string
+}
+
+// StartEmbeddedEtcdMember starts an embedded etcd member and waits until it
+// serves (for a new cluster: until enough members have joined).
+func StartEmbeddedEtcdMember(m EtcdMember) (*embed.Etcd, error) {
+	if err := os.MkdirAll(m.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("--data-dir %s: %w", m.DataDir, err)
 	}
-	cu, err := url.Parse(clientURL)
+	parse := func(flag, v, def string) (url.URL, error) {
+		if v == "" {
+			v = def
+		}
+		u, err := url.Parse(v)
+		if err != nil || u.Host == "" {
+			return url.URL{}, fmt.Errorf("%s %q: expected a URL such as http://127.0.0.1:2379", flag, v)
+		}
+		return *u, nil
+	}
+	cu, err := parse("--etcd-client-url", m.ClientURL, "")
 	if err != nil {
-		return nil, fmt.Errorf("--etcd-client-url %q: %w", clientURL, err)
+		return nil, err
 	}
-	pu, err := url.Parse(peerURL)
+	pu, err := parse("--etcd-peer-url", m.PeerURL, "")
 	if err != nil {
-		return nil, fmt.Errorf("--etcd-peer-url %q: %w", peerURL, err)
+		return nil, err
 	}
+	acu, err := parse("--etcd-advertise-client-url", m.AdvertiseClientURL, m.ClientURL)
+	if err != nil {
+		return nil, err
+	}
+	apu, err := parse("--etcd-advertise-peer-url", m.AdvertisePeerURL, m.PeerURL)
+	if err != nil {
+		return nil, err
+	}
+	clientURL, peerURL := m.ClientURL, m.PeerURL
 	cfg := embed.NewConfig()
 	cfg.Name = "kubelite"
-	cfg.Dir = filepath.Join(dataDir, "etcd")
-	cfg.ListenClientUrls = []url.URL{*cu}
-	cfg.AdvertiseClientUrls = []url.URL{*cu}
-	cfg.ListenPeerUrls = []url.URL{*pu}
-	cfg.AdvertisePeerUrls = []url.URL{*pu}
+	if m.Name != "" {
+		cfg.Name = m.Name
+	}
+	cfg.Dir = filepath.Join(m.DataDir, "etcd")
+	cfg.ListenClientUrls = []url.URL{cu}
+	cfg.AdvertiseClientUrls = []url.URL{acu}
+	cfg.ListenPeerUrls = []url.URL{pu}
+	cfg.AdvertisePeerUrls = []url.URL{apu}
 	cfg.InitialCluster = cfg.InitialClusterFromName(cfg.Name)
+	if m.InitialCluster != "" {
+		cfg.InitialCluster = m.InitialCluster
+	}
+	if m.InitialClusterState != "" {
+		cfg.ClusterState = m.InitialClusterState
+	}
 	cfg.LogLevel = "error"
 	cfg.Logger = "zap"
 	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(quietEtcdLogger())
 	e, err := embed.StartEtcd(cfg)
 	if err != nil {
-		return nil, fmt.Errorf("embedded etcd (client %s, peer %s, data %s): %w", clientURL, peerURL, cfg.Dir, err)
+		return nil, fmt.Errorf("embedded etcd %s (client %s, peer %s, data %s): %w", cfg.Name, clientURL, peerURL, cfg.Dir, err)
 	}
 	select {
 	case <-e.Server.ReadyNotify():
@@ -224,9 +281,9 @@ func StartEmbeddedEtcd(dataDir, clientURL, peerURL string) (*embed.Etcd, error) 
 	case err := <-e.Err():
 		e.Close()
 		return nil, fmt.Errorf("embedded etcd: %w", err)
-	case <-time.After(60 * time.Second):
+	case <-time.After(5 * time.Minute):
 		e.Close()
-		return nil, errors.New("embedded etcd did not become ready within 60s")
+		return nil, errors.New("embedded etcd did not become ready within 5 minutes (a new cluster waits for a quorum of its members)")
 	}
 }
 

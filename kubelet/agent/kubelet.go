@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -103,6 +104,9 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	if cfg.VolumeDir == "" {
 		cfg.VolumeDir = filepath.Join(cfg.RootDir, "volumes")
+	}
+	if cfg.NodeIP == "" {
+		cfg.NodeIP = localAddressTo(cfg.APIServer)
 	}
 	c, err := client.New(cfg.APIServer)
 	if err != nil {
@@ -293,4 +297,16 @@ func rotate(path string, keep int) error {
 		}
 	}
 	return os.Truncate(path, 0)
+}
+
+// localAddressTo is the local IP address of the route to the first
+// apiserver (a UDP "connection" sends nothing); 127.0.0.1 if none.
+func localAddressTo(apiservers string) string {
+	host := strings.Split(apiservers, ",")[0]
+	c, err := net.Dial("udp", host)
+	if err != nil {
+		return "127.0.0.1"
+	}
+	defer c.Close()
+	return c.LocalAddr().(*net.UDPAddr).IP.String()
 }
