@@ -354,15 +354,9 @@ func (s *Store) guaranteedUpdate(ctx context.Context, ns, name, wantRV string, t
 		if removed {
 			op = clientv3.OpDelete(key)
 		} else {
-			data, err := api.Encode(next)
-			if err != nil {
+			if op, err = s.putOp(key, next); err != nil {
 				return nil, err
 			}
-			var putOpts []clientv3.OpOption
-			if s.leases != nil {
-				putOpts = append(putOpts, clientv3.WithIgnoreLease())
-			}
-			op = clientv3.OpPut(key, string(data), putOpts...)
 		}
 		resp, err := s.client.Txn(ctx).If(cmp).Then(op).Commit()
 		if err != nil {
@@ -442,15 +436,9 @@ func (s *Store) Delete(ctx context.Context, ns, name string, opts *v1.DeleteOpti
 			if proto.Equal(next, curCopy) {
 				return cur, nil
 			}
-			data, err := api.Encode(next)
-			if err != nil {
+			if op, err = s.putOp(key, next); err != nil {
 				return nil, err
 			}
-			var putOpts []clientv3.OpOption
-			if s.leases != nil {
-				putOpts = append(putOpts, clientv3.WithIgnoreLease())
-			}
-			op = clientv3.OpPut(key, string(data), putOpts...)
 		}
 		resp, err := s.client.Txn(ctx).If(cmp).Then(op).Commit()
 		if err != nil {
@@ -462,6 +450,19 @@ func (s *Store) Delete(ctx context.Context, ns, name string, opts *v1.DeleteOpti
 		nm.ResourceVersion = strconv.FormatInt(resp.Header.Revision, 10)
 		return next, nil
 	}
+}
+
+// putOp rewrites an existing key; an Event keeps its lease (its TTL).
+func (s *Store) putOp(key string, o api.Object) (clientv3.Op, error) {
+	data, err := api.Encode(o)
+	if err != nil {
+		return clientv3.Op{}, err
+	}
+	var opts []clientv3.OpOption
+	if s.leases != nil {
+		opts = append(opts, clientv3.WithIgnoreLease())
+	}
+	return clientv3.OpPut(key, string(data), opts...), nil
 }
 
 // Finalizers the apiserver adds for propagationPolicy.

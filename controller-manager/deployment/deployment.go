@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"sort"
 	"strconv"
-	"sync"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -67,13 +66,7 @@ func New(c *client.Client, rec *record.Recorder, deps *client.Informer[*v1.Deplo
 
 // Run runs workers until ctx ends.
 func (dc *Controller) Run(ctx context.Context, workers int) {
-	go func() { <-ctx.Done(); dc.queue.ShutDown() }()
-	var wg sync.WaitGroup
-	for i := 0; i < workers; i++ {
-		wg.Add(1)
-		go func() { defer wg.Done(); controller.Worker(ctx, "deployment", dc.queue, dc.sync) }()
-	}
-	wg.Wait()
+	controller.RunWorkers(ctx, "deployment", dc.queue, workers, dc.sync)
 }
 
 func (dc *Controller) sync(ctx context.Context, key string) error {

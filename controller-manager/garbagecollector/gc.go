@@ -102,13 +102,7 @@ func (gc *Collector) removed(k *api.Kind, o api.Object) {
 
 // Run runs workers until ctx ends.
 func (gc *Collector) Run(ctx context.Context, workers int) {
-	go func() { <-ctx.Done(); gc.queue.ShutDown() }()
-	var wg sync.WaitGroup
-	for i := 0; i < workers; i++ {
-		wg.Add(1)
-		go func() { defer wg.Done(); controller.Worker(ctx, "garbagecollector", gc.queue, gc.sync) }()
-	}
-	wg.Wait()
+	controller.RunWorkers(ctx, "garbagecollector", gc.queue, workers, gc.sync)
 }
 
 func splitObjKey(key string) (kind, ns, name string) {

@@ -102,13 +102,7 @@ func (rc *Controller) enqueueMatching(p *v1.Pod) {
 
 // Run runs workers until ctx ends.
 func (rc *Controller) Run(ctx context.Context, workers int) {
-	go func() { <-ctx.Done(); rc.queue.ShutDown() }()
-	var wg sync.WaitGroup
-	for i := 0; i < workers; i++ {
-		wg.Add(1)
-		go func() { defer wg.Done(); controller.Worker(ctx, "replicaset", rc.queue, rc.sync) }()
-	}
-	wg.Wait()
+	controller.RunWorkers(ctx, "replicaset", rc.queue, workers, rc.sync)
 }
 
 func (rc *Controller) sync(ctx context.Context, key string) error {

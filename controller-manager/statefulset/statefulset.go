@@ -14,7 +14,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"google.golang.org/protobuf/encoding/protojson"
@@ -63,13 +62,7 @@ func New(c *client.Client, rec *record.Recorder, sets *client.Informer[*v1.State
 
 // Run runs workers until ctx ends.
 func (sc *Controller) Run(ctx context.Context, workers int) {
-	go func() { <-ctx.Done(); sc.queue.ShutDown() }()
-	var wg sync.WaitGroup
-	for i := 0; i < workers; i++ {
-		wg.Add(1)
-		go func() { defer wg.Done(); controller.Worker(ctx, "statefulset", sc.queue, sc.sync) }()
-	}
-	wg.Wait()
+	controller.RunWorkers(ctx, "statefulset", sc.queue, workers, sc.sync)
 }
 
 // ClaimName is the claim of ordinal i: <claim>-<set>-<i>.

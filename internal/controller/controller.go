@@ -190,6 +190,18 @@ func Worker(ctx context.Context, name string, q client.Queue, sync func(ctx cont
 	}
 }
 
+// RunWorkers runs n workers on q until ctx ends, then shuts q down and
+// waits for them.
+func RunWorkers(ctx context.Context, name string, q client.Queue, n int, syncFn func(ctx context.Context, key string) error) {
+	go func() { <-ctx.Done(); q.ShutDown() }()
+	var wg sync.WaitGroup
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() { defer wg.Done(); Worker(ctx, name, q, syncFn) }()
+	}
+	wg.Wait()
+}
+
 // KeyOf is a queue key: "namespace/name".
 func KeyOf(o api.Object) string { return api.NamespacedName(o) }
 

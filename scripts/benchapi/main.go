@@ -9,7 +9,6 @@ import (
 	"crypto/rand"
 	"flag"
 	"fmt"
-	"net"
 	"os"
 	"runtime/pprof"
 	"sort"
@@ -24,16 +23,10 @@ import (
 	"github.com/kubelite/kubelite/internal/api"
 	"github.com/kubelite/kubelite/internal/client"
 	v1 "github.com/kubelite/kubelite/proto/kubelite/v1"
+	"github.com/kubelite/kubelite/scripts/benchutil"
 )
 
-func freeAddr() string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		panic(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
+var freeAddr = benchutil.FreeAddr
 
 func pod(name string) *v1.Pod {
 	return &v1.Pod{

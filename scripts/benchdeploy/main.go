@@ -11,45 +11,15 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"net"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"strconv"
 	"time"
 
 	"github.com/kubelite/kubelite/controller-manager/deployment"
 	"github.com/kubelite/kubelite/internal/client"
 	v1 "github.com/kubelite/kubelite/proto/kubelite/v1"
+	"github.com/kubelite/kubelite/scripts/benchutil"
 )
 
-func freePort() string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		panic(err)
-	}
-	defer l.Close()
-	return strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
-}
-
-// cleanups run on every exit, also through fail: nothing the benchmark
-// started may outlive it.
-var cleanups []func()
-
-func atExit(f func()) { cleanups = append(cleanups, f) }
-
-func runCleanups() {
-	for i := len(cleanups) - 1; i >= 0; i-- {
-		cleanups[i]()
-	}
-	cleanups = nil
-}
-
-func fail(format string, args ...any) {
-	runCleanups()
-	fmt.Fprintf(os.Stderr, "benchdeploy: "+format+"\n", args...)
-	os.Exit(1)
-}
+func fail(format string, args ...any) { benchutil.Fail("benchdeploy", format, args...) }
 
 func main() {
 	replicas := flag.Int("replicas", 100, "replicas")
@@ -57,37 +27,9 @@ func main() {
 	period := flag.Int("probe-period", 1, "readiness probe periodSeconds")
 	keep := flag.Bool("keep", false, "keep the state folder (logs) after stopping the cluster")
 	flag.Parse()
-	repo, _ := filepath.Abs(".")
-	state, err := os.MkdirTemp("", "kubelite-bench-deploy-")
-	if err != nil {
-		fail("%v", err)
-	}
-	atExit(func() {
-		if *keep {
-			fmt.Fprintln(os.Stderr, "benchdeploy: logs kept in", state)
-			return
-		}
-		os.RemoveAll(state)
-	})
-	defer runCleanups()
-	apiPort := freePort()
-	env := append(os.Environ(), "KUBELITE_STATE="+state, "KUBELITE_CONFIG="+filepath.Join(state, "config"),
-		"KUBELITE_API_PORT="+apiPort, "KUBELITE_ETCD_PORT="+freePort(), "KUBELITE_ETCD_PEER_PORT="+freePort(),
-		"KUBELITE_METRICS_PORT="+freePort(), "NODES=2")
-	run := func(script string, args ...string) {
-		cmd := exec.Command(filepath.Join(repo, "scripts", script), args...)
-		cmd.Env, cmd.Dir = env, repo
-		if out, err := cmd.CombinedOutput(); err != nil {
-			if script == "down.sh" {
-				fmt.Fprintf(os.Stderr, "benchdeploy: down.sh: %v\n%s", err, out)
-				return
-			}
-			fail("%s: %v\n%s", script, err, out)
-		}
-	}
-	atExit(func() { run("down.sh") })
-	run("up.sh")
-	c, err := client.New("127.0.0.1:" + apiPort)
+	defer benchutil.Cleanup()
+	cl := benchutil.StartCluster("benchdeploy", 2, *keep)
+	c, err := client.New(cl.APIAddr)
 	if err != nil {
 		fail("%v", err)
 	}

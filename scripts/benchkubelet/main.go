@@ -10,7 +10,6 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -22,35 +21,12 @@ import (
 
 	"github.com/kubelite/kubelite/internal/client"
 	v1 "github.com/kubelite/kubelite/proto/kubelite/v1"
+	"github.com/kubelite/kubelite/scripts/benchutil"
 )
 
-func freeAddr() string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		panic(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
+func fail(format string, args ...any) { benchutil.Fail("benchkubelet", format, args...) }
 
-// cleanups run on every exit, also through fail: nothing the benchmark
-// started may outlive it.
-var cleanups []func()
-
-func atExit(f func()) { cleanups = append(cleanups, f) }
-
-func runCleanups() {
-	for i := len(cleanups) - 1; i >= 0; i-- {
-		cleanups[i]()
-	}
-	cleanups = nil
-}
-
-func fail(format string, args ...any) {
-	runCleanups()
-	fmt.Fprintf(os.Stderr, "benchkubelet: "+format+"\n", args...)
-	os.Exit(1)
-}
+var freeAddr = benchutil.FreeAddr
 
 func pct(d []time.Duration, p float64) time.Duration {
 	if len(d) == 0 {
@@ -139,8 +115,8 @@ func main() {
 	if err != nil {
 		fail("%v", err)
 	}
-	atExit(func() { os.RemoveAll(work) })
-	defer runCleanups()
+	benchutil.AtExit(func() { os.RemoveAll(work) })
+	defer benchutil.Cleanup()
 
 	apiAddr := freeAddr()
 	api := exec.Command(filepath.Join(binDir, "apiserver"), "--listen", apiAddr, "--data-dir", filepath.Join(work, "api"),
@@ -149,7 +125,7 @@ func main() {
 	if err := api.Start(); err != nil {
 		fail("start apiserver: %v", err)
 	}
-	atExit(func() { _ = api.Process.Signal(syscall.SIGTERM); _ = api.Wait() })
+	benchutil.AtExit(func() { _ = api.Process.Signal(syscall.SIGTERM); _ = api.Wait() })
 	c, err := client.New(apiAddr)
 	if err != nil {
 		fail("%v", err)
@@ -166,7 +142,7 @@ func main() {
 	if err := kl.Start(); err != nil {
 		fail("start kubelet: %v", err)
 	}
-	atExit(func() {
+	benchutil.AtExit(func() {
 		_ = kl.Process.Signal(syscall.SIGTERM)
 		_ = kl.Wait()
 		// The kubelet leaves containers running by design: stop them.

@@ -11,7 +11,6 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"sort"
 	"sync"
@@ -26,16 +25,10 @@ import (
 	"github.com/kubelite/kubelite/internal/client"
 	v1 "github.com/kubelite/kubelite/proto/kubelite/v1"
 	"github.com/kubelite/kubelite/scheduler/core"
+	"github.com/kubelite/kubelite/scripts/benchutil"
 )
 
-func freeAddr() string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		panic(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
+var freeAddr = benchutil.FreeAddr
 
 func fail(format string, args ...any) {
 	fmt.Fprintf(os.Stderr, "benchsched: "+format+"\n", args...)

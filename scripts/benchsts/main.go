@@ -11,40 +11,15 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"net"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"time"
 
 	"github.com/kubelite/kubelite/internal/client"
 	v1 "github.com/kubelite/kubelite/proto/kubelite/v1"
+	"github.com/kubelite/kubelite/scripts/benchutil"
 )
 
-var cleanups []func()
-
-func runCleanups() {
-	for i := len(cleanups) - 1; i >= 0; i-- {
-		cleanups[i]()
-	}
-	cleanups = nil
-}
-
-func fail(format string, args ...any) {
-	runCleanups()
-	fmt.Fprintf(os.Stderr, "benchsts: "+format+"\n", args...)
-	os.Exit(1)
-}
-
-func freePort() string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		panic(err)
-	}
-	defer l.Close()
-	return strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
-}
+func fail(format string, args ...any) { benchutil.Fail("benchsts", format, args...) }
 
 type cell struct {
 	ignoreTerm     bool
@@ -56,31 +31,9 @@ func main() {
 	replicas := flag.Int("replicas", 10, "replicas")
 	grace := flag.Int64("grace", 2, "terminationGracePeriodSeconds")
 	flag.Parse()
-	repo, _ := filepath.Abs(".")
-	state, err := os.MkdirTemp("", "kubelite-bench-sts-")
-	if err != nil {
-		fail("%v", err)
-	}
-	cleanups = append(cleanups, func() { os.RemoveAll(state) })
-	defer runCleanups()
-	apiPort := freePort()
-	env := append(os.Environ(), "KUBELITE_STATE="+state, "KUBELITE_CONFIG="+filepath.Join(state, "config"),
-		"KUBELITE_API_PORT="+apiPort, "KUBELITE_ETCD_PORT="+freePort(), "KUBELITE_ETCD_PEER_PORT="+freePort(),
-		"KUBELITE_METRICS_PORT="+freePort(), "NODES=2")
-	run := func(script string, args ...string) error {
-		cmd := exec.Command(filepath.Join(repo, "scripts", script), args...)
-		cmd.Env, cmd.Dir = env, repo
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			return fmt.Errorf("%s: %v\n%s", script, err, out)
-		}
-		return nil
-	}
-	cleanups = append(cleanups, func() { _ = run("down.sh") })
-	if err := run("up.sh"); err != nil {
-		fail("%v", err)
-	}
-	c, err := client.New("127.0.0.1:" + apiPort)
+	defer benchutil.Cleanup()
+	cl := benchutil.StartCluster("benchsts", 2, false)
+	c, err := client.New(cl.APIAddr)
 	if err != nil {
 		fail("%v", err)
 	}
