@@ -68,6 +68,45 @@ func activeReady(pods []*v1.Pod) (active, ready int) {
 	return active, ready
 }
 
+// checkEveryEvent watches the pods of sel and calls check with all of them
+// after every event; it returns a stop function that ends the watch and
+// returns every problem check reported.
+func checkEveryEvent(t *testing.T, cl *client.Client, sel string, check func(pods []*v1.Pod) string) func() []string {
+	w, err := cl.Pods().Watch(tctx(t), &v1.WatchRequest{LabelSelector: sel})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var problems []string
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		pods := map[string]*v1.Pod{}
+		for {
+			typ, p, err := w.Recv()
+			if err != nil {
+				return
+			}
+			if typ == "DELETED" {
+				delete(pods, p.Metadata.Name)
+			} else {
+				pods[p.Metadata.Name] = p
+			}
+			list := make([]*v1.Pod, 0, len(pods))
+			for _, x := range pods {
+				list = append(list, x)
+			}
+			if msg := check(list); msg != "" && len(problems) < 20 {
+				problems = append(problems, msg)
+			}
+		}
+	}()
+	return func() []string {
+		w.Stop()
+		<-done
+		return problems
+	}
+}
+
 func deploymentManifest(name string, replicas int, strategy, extra string) string {
 	return fmt.Sprintf(`apiVersion: apps/v1
 kind: Deployment
@@ -150,49 +189,23 @@ func TestRollingUpdateStaysWithinSurgeAndUnavailable(t *testing.T) {
 	cl := c.apiClient()
 	c.applyText(t, deploymentManifest("roll", 6, "{type: RollingUpdate, rollingUpdate: {maxSurge: 2, maxUnavailable: 1}}", ""))
 	c.must("bin/kubectl-lite", "rollout", "status", "deployment/roll", "--timeout", "2m")
-	// Watch every pod event during the update.
-	ctx := tctx(t)
-	w, err := cl.Pods().Watch(ctx, &v1.WatchRequest{LabelSelector: "app=roll"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	pods := map[string]*v1.Pod{}
-	violations := make(chan string, 100)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			typ, p, err := w.Recv()
-			if err != nil {
-				return
-			}
-			if typ == "DELETED" {
-				delete(pods, p.Metadata.Name)
-			} else {
-				pods[p.Metadata.Name] = p
-			}
-			list := make([]*v1.Pod, 0, len(pods))
-			for _, x := range pods {
-				list = append(list, x)
-			}
-			a, r := activeReady(list)
-			if a > 8 {
-				violations <- fmt.Sprintf("%d active pods > replicas+maxSurge 8", a)
-			}
-			if r < 5 && len(list) >= 6 {
-				violations <- fmt.Sprintf("%d ready pods < replicas-maxUnavailable 5", r)
-			}
+	// Check the bounds at every pod event during the update.
+	stop := checkEveryEvent(t, cl, "app=roll", func(pods []*v1.Pod) string {
+		a, r := activeReady(pods)
+		switch {
+		case a > 8:
+			return fmt.Sprintf("%d active pods > replicas+maxSurge 8", a)
+		case r < 5 && len(pods) >= 6:
+			return fmt.Sprintf("%d ready pods < replicas-maxUnavailable 5", r)
 		}
-	}()
+		return ""
+	})
 	c.kubectl("set", "env", "deployment/roll", "VERSION=2")
 	out := c.must("bin/kubectl-lite", "rollout", "status", "deployment/roll", "--timeout", "2m")
 	if !strings.Contains(out, `deployment "roll" successfully rolled out`) {
 		t.Errorf("rollout status:\n%s", out)
 	}
-	w.Stop()
-	<-done
-	close(violations)
-	for v := range violations {
+	for _, v := range stop() {
 		t.Error(v)
 	}
 	d, _ := cl.Deployments().Get(tctx(t), "default", "roll")
@@ -223,53 +236,26 @@ func TestRecreateStopsOldPodsFirst(t *testing.T) {
 	cl := c.apiClient()
 	c.applyText(t, deploymentManifest("recreate", 3, "{type: Recreate}", ""))
 	c.must("bin/kubectl-lite", "rollout", "status", "deployment/recreate", "--timeout", "2m")
-	d, _ := cl.Deployments().Get(tctx(t), "default", "recreate")
 	oldHash := podsWith(t, cl, "app=recreate")[0].Metadata.Labels["pod-template-hash"]
-	ctx := tctx(t)
-	w, err := cl.Pods().Watch(ctx, &v1.WatchRequest{LabelSelector: "app=recreate"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	pods := map[string]*v1.Pod{}
-	bad := make(chan string, 10)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			typ, p, err := w.Recv()
-			if err != nil {
-				return
-			}
-			if typ == "DELETED" {
-				delete(pods, p.Metadata.Name)
+	stop := checkEveryEvent(t, cl, "app=recreate", func(pods []*v1.Pod) string {
+		old, fresh := 0, 0
+		for _, x := range pods {
+			if x.Metadata.Labels["pod-template-hash"] == oldHash {
+				old++
 			} else {
-				pods[p.Metadata.Name] = p
-			}
-			old, fresh := 0, 0
-			for _, x := range pods {
-				if x.Metadata.Labels["pod-template-hash"] == oldHash {
-					old++
-				} else {
-					fresh++
-				}
-			}
-			if old > 0 && fresh > 0 {
-				select {
-				case bad <- fmt.Sprintf("%d new pods exist while %d old pods are not gone", fresh, old):
-				default:
-				}
+				fresh++
 			}
 		}
-	}()
+		if old > 0 && fresh > 0 {
+			return fmt.Sprintf("%d new pods exist while %d old pods are not gone", fresh, old)
+		}
+		return ""
+	})
 	c.kubectl("set", "env", "deployment/recreate", "VERSION=2")
 	c.must("bin/kubectl-lite", "rollout", "status", "deployment/recreate", "--timeout", "2m")
-	w.Stop()
-	<-done
-	close(bad)
-	for b := range bad {
+	for _, b := range stop() {
 		t.Error(b)
 	}
-	_ = d
 }
 
 func TestProgressDeadlineExceeded(t *testing.T) {
