@@ -6,8 +6,10 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"math/rand/v2"
 	"runtime/debug"
 	"strconv"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -174,8 +176,15 @@ func watch(s *registry.Store, stream grpc.ServerStream) error {
 			return err
 		}
 	}
+	// Like the Kubernetes apiserver (--min-request-timeout), end every watch
+	// after a random 5 to 10 minutes: clients resume from their last
+	// resourceVersion, and no stream stays wedged for ever.
+	end := time.NewTimer(5*time.Minute + rand.N(5*time.Minute))
+	defer end.Stop()
 	for {
 		select {
+		case <-end.C:
+			return nil
 		case ev := <-w.Events():
 			if err := send(ev); err != nil {
 				return err
