@@ -184,24 +184,35 @@ func watchGet(g *globals, c *client.Client, p *printer, r request, ns string, o 
 			ns = g.ns()
 		}
 	}
-	w, err := client.Dynamic(c, r.kind).Watch(ctx, &v1.WatchRequest{Namespace: ns, LabelSelector: o.selector, FieldSelector: fs})
-	if err != nil {
-		return err
-	}
-	defer w.Stop()
+	res := client.Dynamic(c, r.kind)
+	rv := "" // first the current objects, then changes; after a break, from here
 	for {
-		_, obj, err := w.Recv()
+		w, err := res.Watch(ctx, &v1.WatchRequest{Namespace: ns, LabelSelector: o.selector, FieldSelector: fs, ResourceVersion: rv})
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
 			return err
 		}
-		if obj == nil {
-			continue
-		}
-		if err := p.print(r.kind, []api.Object{obj}, true); err != nil {
-			return err
+		for {
+			_, obj, err := w.Recv()
+			if err != nil {
+				w.Stop()
+				if ctx.Err() != nil {
+					return nil
+				}
+				if client.IsTooOld(err) {
+					rv = "" // relist
+				}
+				break // the server ended the watch: resume it
+			}
+			if obj == nil {
+				continue
+			}
+			rv = obj.GetMetadata().GetResourceVersion()
+			if err := p.print(r.kind, []api.Object{obj}, true); err != nil {
+				return err
+			}
 		}
 	}
 }
