@@ -133,6 +133,8 @@ func describeObject(g *globals, c *client.Client, o api.Object) error {
 		describeDeployment(g, c, s, x)
 	case *v1.ReplicaSet:
 		describeReplicaSet(s, x)
+	case *v1.StatefulSet:
+		describeStatefulSet(s, x)
 	default:
 		mapLines(s, 0, "Labels", m.Labels)
 		mapLines(s, 0, "Annotations", m.Annotations)
@@ -523,4 +525,36 @@ func describeReplicaSet(s *section, rs *v1.ReplicaSet) {
 	s.line(0, "Replicas", fmt.Sprintf("%d current / %d desired", st.GetReplicas(), spec.GetReplicas()))
 	s.line(0, "Pods Status", fmt.Sprintf("%d Ready / %d Available", st.GetReadyReplicas(), st.GetAvailableReplicas()))
 	describeTemplate(s, spec.GetTemplate())
+}
+
+func describeStatefulSet(s *section, st *v1.StatefulSet) {
+	m, spec, status := st.Metadata, st.GetSpec(), st.GetStatus()
+	s.line(0, "CreationTimestamp", ts(m.CreationTimestamp))
+	s.line(0, "Selector", selectorString(spec.GetSelector()))
+	mapLines(s, 0, "Labels", m.Labels)
+	mapLines(s, 0, "Annotations", m.Annotations)
+	s.line(0, "Replicas", fmt.Sprintf("%d desired | %d total", spec.GetReplicas(), status.GetReplicas()))
+	s.line(0, "Update Strategy", spec.GetUpdateStrategy().GetType())
+	if ru := spec.GetUpdateStrategy().GetRollingUpdate(); ru != nil {
+		s.line(1, "Partition", ru.GetPartition())
+		if ru.MaxUnavailable != "" {
+			s.line(1, "Max Unavailable", ru.MaxUnavailable)
+		}
+	}
+	s.line(0, "Pod Management Policy", spec.GetPodManagementPolicy())
+	s.line(0, "Pods Status", fmt.Sprintf("%d Ready / %d Available / %d Current / %d Updated",
+		status.GetReadyReplicas(), status.GetAvailableReplicas(), status.GetCurrentReplicas(), status.GetUpdatedReplicas()))
+	s.line(0, "Current Revision", orNone(status.GetCurrentRevision()))
+	s.line(0, "Update Revision", orNone(status.GetUpdateRevision()))
+	describeTemplate(s, spec.GetTemplate())
+	s.text(0, "Volume Claims:")
+	if len(spec.GetVolumeClaimTemplates()) == 0 {
+		s.text(1, "<none>")
+	}
+	for _, c := range spec.GetVolumeClaimTemplates() {
+		n := c.GetMetadata().GetName()
+		s.line(1, "Name", fmt.Sprintf("%s (folders %s-%s-0 ... %s-%s-%d)", n, n, m.Name, n, m.Name, max(spec.GetReplicas()-1, 0)))
+	}
+	p := spec.GetPersistentVolumeClaimRetentionPolicy()
+	s.line(0, "Claim Retention", fmt.Sprintf("whenDeleted %s, whenScaled %s", p.GetWhenDeleted(), p.GetWhenScaled()))
 }
