@@ -82,14 +82,12 @@ func (dc *Controller) sync(ctx context.Context, key string) error {
 	if d.Metadata.DeletionTimestamp != nil {
 		return dc.syncStatus(ctx, d, rsList, nil, false)
 	}
-	newRS, _ := findNewRS(d, rsList)
 	if d.Spec.Paused || dc.isScalingEvent(d, rsList) {
 		return dc.scaleOnly(ctx, d, rsList)
 	}
 	if d.Spec.GetStrategy().GetType() == "Recreate" {
 		return dc.rolloutRecreate(ctx, d, rsList)
 	}
-	_ = newRS
 	return dc.rolloutRolling(ctx, d, rsList)
 }
 
@@ -100,39 +98,15 @@ func (dc *Controller) claimReplicaSets(ctx context.Context, d *v1.Deployment) ([
 	if err != nil {
 		return nil, nil
 	}
-	var owned []*v1.ReplicaSet
-	for _, rs := range dc.rss.List(func(rs *v1.ReplicaSet) bool { return rs.Metadata.Namespace == d.Metadata.Namespace }) {
-		ref := controller.ControllerRef(rs.Metadata)
-		matches := sel.Matches(labels.Set(rs.Metadata.Labels))
-		switch {
-		case ref != nil && ref.Uid == d.Metadata.Uid:
-			if matches {
-				owned = append(owned, proto.Clone(rs).(*v1.ReplicaSet))
-				continue
-			}
-			upd := proto.Clone(rs).(*v1.ReplicaSet)
-			var refs []*v1.OwnerReference
-			for _, r := range upd.Metadata.OwnerReferences {
-				if r.Uid != d.Metadata.Uid {
-					refs = append(refs, r)
-				}
-			}
-			upd.Metadata.OwnerReferences = refs
-			if _, err := dc.c.ReplicaSets().Update(ctx, upd); err != nil && !client.IsNotFound(err) {
-				return nil, err
-			}
-		case ref == nil && matches && d.Metadata.DeletionTimestamp == nil && rs.Metadata.DeletionTimestamp == nil:
-			upd := proto.Clone(rs).(*v1.ReplicaSet)
-			upd.Metadata.OwnerReferences = append(upd.Metadata.OwnerReferences, controller.NewControllerRef(d))
-			out, err := dc.c.ReplicaSets().Update(ctx, upd)
-			if err != nil {
-				if client.IsConflict(err) || client.IsNotFound(err) {
-					continue
-				}
-				return nil, err
-			}
-			owned = append(owned, out)
-		}
+	rss := dc.rss.List(func(rs *v1.ReplicaSet) bool { return rs.Metadata.Namespace == d.Metadata.Namespace })
+	claimed, err := controller.Claim(ctx, d, sel, rss, false, dc.c.ReplicaSets().Update)
+	if err != nil {
+		return nil, err
+	}
+	// Copies: the rollout changes them in place as it scales.
+	owned := make([]*v1.ReplicaSet, len(claimed))
+	for i, rs := range claimed {
+		owned[i] = proto.Clone(rs).(*v1.ReplicaSet)
 	}
 	sort.Slice(owned, func(i, j int) bool {
 		return owned[i].Metadata.CreationTimestamp.AsTime().Before(owned[j].Metadata.CreationTimestamp.AsTime())

@@ -230,13 +230,7 @@ func (gc *Collector) orphan(ctx context.Context, owner api.Object) error {
 	for _, d := range gc.dependentsOf(uid) {
 		upd := proto.Clone(d).(api.Object)
 		m := upd.GetMetadata()
-		var refs []*v1.OwnerReference
-		for _, r := range m.OwnerReferences {
-			if r.Uid != uid {
-				refs = append(refs, r)
-			}
-		}
-		m.OwnerReferences = refs
+		m.OwnerReferences = controller.WithoutOwner(m.OwnerReferences, uid)
 		if _, err := client.Dynamic(gc.c, api.KindOf(d)).Update(ctx, upd); err != nil && !client.IsNotFound(err) {
 			return err
 		}

@@ -150,44 +150,8 @@ func (rc *Controller) sync(ctx context.Context, key string) error {
 // claimPods adopts matching orphans and releases owned pods that no longer
 // match; it returns the pods the ReplicaSet owns.
 func (rc *Controller) claimPods(ctx context.Context, rs *v1.ReplicaSet, sel labels.Selector) ([]*v1.Pod, error) {
-	var owned []*v1.Pod
-	deleting := rs.Metadata.DeletionTimestamp != nil
-	for _, p := range rc.pods.List(func(p *v1.Pod) bool { return p.Metadata.Namespace == rs.Metadata.Namespace }) {
-		ref := controller.ControllerRef(p.Metadata)
-		matches := sel.Matches(labels.Set(p.Metadata.Labels))
-		switch {
-		case ref != nil && ref.Uid == rs.Metadata.Uid:
-			if matches || deleting {
-				owned = append(owned, p)
-				continue
-			}
-			// Release: its labels stopped matching.
-			upd := proto.Clone(p).(*v1.Pod)
-			var refs []*v1.OwnerReference
-			for _, r := range upd.Metadata.OwnerReferences {
-				if r.Uid != rs.Metadata.Uid {
-					refs = append(refs, r)
-				}
-			}
-			upd.Metadata.OwnerReferences = refs
-			if _, err := rc.c.Pods().Update(ctx, upd); err != nil && !client.IsNotFound(err) {
-				return nil, err
-			}
-		case ref == nil && matches && !deleting && p.Metadata.DeletionTimestamp == nil:
-			// Adopt an orphan.
-			upd := proto.Clone(p).(*v1.Pod)
-			upd.Metadata.OwnerReferences = append(upd.Metadata.OwnerReferences, controller.NewControllerRef(rs))
-			adopted, err := rc.c.Pods().Update(ctx, upd)
-			if err != nil {
-				if client.IsNotFound(err) || client.IsConflict(err) {
-					continue
-				}
-				return nil, err
-			}
-			owned = append(owned, adopted)
-		}
-	}
-	return owned, nil
+	pods := rc.pods.List(func(p *v1.Pod) bool { return p.Metadata.Namespace == rs.Metadata.Namespace })
+	return controller.Claim(ctx, rs, sel, pods, true, rc.c.Pods().Update)
 }
 
 // manageReplicas creates or deletes pods to reach spec.replicas.

@@ -14,6 +14,7 @@ import (
 
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/rand"
 
 	"github.com/kubelite/kubelite/internal/api"
@@ -99,6 +100,59 @@ func NewControllerRef(owner api.Object) *v1.OwnerReference {
 	t := true
 	return &v1.OwnerReference{ApiVersion: k.APIVersion, Kind: k.Kind, Name: owner.GetMetadata().GetName(),
 		Uid: owner.GetMetadata().GetUid(), Controller: &t, BlockOwnerDeletion: &t}
+}
+
+// WithoutOwner returns refs minus those to the owner with uid.
+func WithoutOwner(refs []*v1.OwnerReference, uid string) []*v1.OwnerReference {
+	var out []*v1.OwnerReference
+	for _, r := range refs {
+		if r.Uid != uid {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// Claim returns the candidates owner controls whose labels match sel. It
+// adopts matching orphans (unless either side is being deleted) and
+// releases owned objects whose labels stopped matching; with
+// holdWhileDeleting an owner being deleted keeps them instead. update
+// writes a changed candidate; a candidate gone or changed meanwhile is
+// skipped.
+func Claim[T api.Object](ctx context.Context, owner api.Object, sel labels.Selector, candidates []T, holdWhileDeleting bool,
+	update func(context.Context, T) (T, error)) ([]T, error) {
+	om := owner.GetMetadata()
+	deleting := om.DeletionTimestamp != nil
+	var owned []T
+	for _, o := range candidates {
+		m := o.GetMetadata()
+		ref := ControllerRef(m)
+		matches := sel.Matches(labels.Set(m.Labels))
+		switch {
+		case ref != nil && ref.Uid == om.Uid:
+			if matches || (deleting && holdWhileDeleting) {
+				owned = append(owned, o)
+				continue
+			}
+			upd := proto.Clone(o).(T)
+			upd.GetMetadata().OwnerReferences = WithoutOwner(m.OwnerReferences, om.Uid)
+			if _, err := update(ctx, upd); err != nil && !client.IsNotFound(err) {
+				return nil, err
+			}
+		case ref == nil && matches && !deleting && m.DeletionTimestamp == nil:
+			upd := proto.Clone(o).(T)
+			upd.GetMetadata().OwnerReferences = append(upd.GetMetadata().OwnerReferences, NewControllerRef(owner))
+			adopted, err := update(ctx, upd)
+			if err != nil {
+				if client.IsNotFound(err) || client.IsConflict(err) {
+					continue
+				}
+				return nil, err
+			}
+			owned = append(owned, adopted)
+		}
+	}
+	return owned, nil
 }
 
 // IsPodActive: not terminal and not being deleted.
