@@ -83,6 +83,16 @@ func (g *globals) client() (*clientv3.Client, error) {
 	return c, nil
 }
 
+// withClient runs f with a client to the chosen endpoints, closed after.
+func (g *globals) withClient(f func(c *clientv3.Client) error) error {
+	c, err := g.client()
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	return f(c)
+}
+
 func (g *globals) ctx() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), g.timeout)
 }
@@ -153,31 +163,28 @@ func newGetCommand(g *globals) *cobra.Command {
 			if err := checkFormat(output); err != nil {
 				return err
 			}
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			ctx, cancel := g.ctx()
-			defer cancel()
-			opts := []clientv3.OpOption{clientv3.WithLimit(limit)}
-			if prefix {
-				opts = append(opts, clientv3.WithPrefix())
-			}
-			if keysOnly {
-				opts = append(opts, clientv3.WithKeysOnly())
-				output = "keys"
-			}
-			resp, err := c.Get(ctx, args[0], opts...)
-			if err != nil {
-				return g.wrap(c, err)
-			}
-			for _, kv := range resp.Kvs {
-				if err := printValue(g.out, output, kv.Key, kv.Value, kv.ModRevision); err != nil {
-					return err
+			return g.withClient(func(c *clientv3.Client) error {
+				ctx, cancel := g.ctx()
+				defer cancel()
+				opts := []clientv3.OpOption{clientv3.WithLimit(limit)}
+				if prefix {
+					opts = append(opts, clientv3.WithPrefix())
 				}
-			}
-			return nil
+				if keysOnly {
+					opts = append(opts, clientv3.WithKeysOnly())
+					output = "keys"
+				}
+				resp, err := c.Get(ctx, args[0], opts...)
+				if err != nil {
+					return g.wrap(c, err)
+				}
+				for _, kv := range resp.Kvs {
+					if err := printValue(g.out, output, kv.Key, kv.Value, kv.ModRevision); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
 		},
 	}
 	c.Flags().BoolVar(&prefix, "prefix", false, "get every key with this prefix")
@@ -199,36 +206,33 @@ func newWatchCommand(g *globals) *cobra.Command {
 			if err := checkFormat(output); err != nil {
 				return err
 			}
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-			defer stop()
-			opts := []clientv3.OpOption{}
-			if prefix {
-				opts = append(opts, clientv3.WithPrefix())
-			}
-			if rev > 0 {
-				opts = append(opts, clientv3.WithRev(rev))
-			}
-			for wr := range c.Watch(clientv3.WithRequireLeader(ctx), args[0], opts...) {
-				if err := wr.Err(); err != nil {
-					return g.wrap(c, err)
+			return g.withClient(func(c *clientv3.Client) error {
+				ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+				defer stop()
+				opts := []clientv3.OpOption{}
+				if prefix {
+					opts = append(opts, clientv3.WithPrefix())
 				}
-				for _, ev := range wr.Events {
-					fmt.Fprintln(g.out, ev.Type.String())
-					if ev.Type == clientv3.EventTypeDelete {
-						fmt.Fprintf(g.out, "%s\n", ev.Kv.Key)
-						continue
+				if rev > 0 {
+					opts = append(opts, clientv3.WithRev(rev))
+				}
+				for wr := range c.Watch(clientv3.WithRequireLeader(ctx), args[0], opts...) {
+					if err := wr.Err(); err != nil {
+						return g.wrap(c, err)
 					}
-					if err := printValue(g.out, output, ev.Kv.Key, ev.Kv.Value, ev.Kv.ModRevision); err != nil {
-						return err
+					for _, ev := range wr.Events {
+						fmt.Fprintln(g.out, ev.Type.String())
+						if ev.Type == clientv3.EventTypeDelete {
+							fmt.Fprintf(g.out, "%s\n", ev.Kv.Key)
+							continue
+						}
+						if err := printValue(g.out, output, ev.Kv.Key, ev.Kv.Value, ev.Kv.ModRevision); err != nil {
+							return err
+						}
 					}
 				}
-			}
-			return nil
+				return nil
+			})
 		},
 	}
 	c.Flags().BoolVar(&prefix, "prefix", false, "watch every key with this prefix")
@@ -244,23 +248,20 @@ func newDelCommand(g *globals) *cobra.Command {
 		Short: "Delete keys (bypasses the apiserver: no graceful deletion, no finalizers)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(_ *cobra.Command, args []string) error {
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			ctx, cancel := g.ctx()
-			defer cancel()
-			opts := []clientv3.OpOption{}
-			if prefix {
-				opts = append(opts, clientv3.WithPrefix())
-			}
-			resp, err := c.Delete(ctx, args[0], opts...)
-			if err != nil {
-				return g.wrap(c, err)
-			}
-			fmt.Fprintln(g.out, resp.Deleted)
-			return nil
+			return g.withClient(func(c *clientv3.Client) error {
+				ctx, cancel := g.ctx()
+				defer cancel()
+				opts := []clientv3.OpOption{}
+				if prefix {
+					opts = append(opts, clientv3.WithPrefix())
+				}
+				resp, err := c.Delete(ctx, args[0], opts...)
+				if err != nil {
+					return g.wrap(c, err)
+				}
+				fmt.Fprintln(g.out, resp.Deleted)
+				return nil
+			})
 		},
 	}
 	c.Flags().BoolVar(&prefix, "prefix", false, "delete every key with this prefix")
@@ -274,23 +275,20 @@ func newEndpointCommand(g *globals) *cobra.Command {
 		Short: "Print each endpoint's version, db size, leader and revision",
 		Args:  cobra.NoArgs,
 		RunE: func(_ *cobra.Command, _ []string) error {
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			w := tabwriter.NewWriter(g.out, 0, 8, 2, ' ', 0)
-			fmt.Fprintln(w, "ENDPOINT\tID\tVERSION\tDB SIZE\tIS LEADER\tRAFT TERM\tRAFT INDEX\tREVISION")
-			for _, e := range c.Endpoints() {
-				ctx, cancel := g.ctx()
-				s, err := c.Status(ctx, e)
-				cancel()
-				if err != nil {
-					return g.wrap(c, err)
+			return g.withClient(func(c *clientv3.Client) error {
+				w := tabwriter.NewWriter(g.out, 0, 8, 2, ' ', 0)
+				fmt.Fprintln(w, "ENDPOINT\tID\tVERSION\tDB SIZE\tIS LEADER\tRAFT TERM\tRAFT INDEX\tREVISION")
+				for _, e := range c.Endpoints() {
+					ctx, cancel := g.ctx()
+					s, err := c.Status(ctx, e)
+					cancel()
+					if err != nil {
+						return g.wrap(c, err)
+					}
+					fmt.Fprintf(w, "%s\t%x\t%s\t%d\t%v\t%d\t%d\t%d\n", e, s.Header.MemberId, s.Version, s.DbSize, s.Leader == s.Header.MemberId, s.RaftTerm, s.RaftIndex, s.Header.Revision)
 				}
-				fmt.Fprintf(w, "%s\t%x\t%s\t%d\t%v\t%d\t%d\t%d\n", e, s.Header.MemberId, s.Version, s.DbSize, s.Leader == s.Header.MemberId, s.RaftTerm, s.RaftIndex, s.Header.Revision)
-			}
-			return w.Flush()
+				return w.Flush()
+			})
 		},
 	})
 	return ep
@@ -303,27 +301,24 @@ func newMemberCommand(g *globals) *cobra.Command {
 		Short: "List the cluster's members",
 		Args:  cobra.NoArgs,
 		RunE: func(_ *cobra.Command, _ []string) error {
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			ctx, cancel := g.ctx()
-			defer cancel()
-			resp, err := c.MemberList(ctx)
-			if err != nil {
-				return g.wrap(c, err)
-			}
-			w := tabwriter.NewWriter(g.out, 0, 8, 2, ' ', 0)
-			fmt.Fprintln(w, "ID\tSTATUS\tNAME\tPEER ADDRS\tCLIENT ADDRS\tIS LEARNER")
-			for _, mem := range resp.Members {
-				st := "started"
-				if mem.Name == "" {
-					st = "unstarted"
+			return g.withClient(func(c *clientv3.Client) error {
+				ctx, cancel := g.ctx()
+				defer cancel()
+				resp, err := c.MemberList(ctx)
+				if err != nil {
+					return g.wrap(c, err)
 				}
-				fmt.Fprintf(w, "%x\t%s\t%s\t%s\t%s\t%v\n", mem.ID, st, mem.Name, strings.Join(mem.PeerURLs, ","), strings.Join(mem.ClientURLs, ","), mem.IsLearner)
-			}
-			return w.Flush()
+				w := tabwriter.NewWriter(g.out, 0, 8, 2, ' ', 0)
+				fmt.Fprintln(w, "ID\tSTATUS\tNAME\tPEER ADDRS\tCLIENT ADDRS\tIS LEARNER")
+				for _, mem := range resp.Members {
+					st := "started"
+					if mem.Name == "" {
+						st = "unstarted"
+					}
+					fmt.Fprintf(w, "%x\t%s\t%s\t%s\t%s\t%v\n", mem.ID, st, mem.Name, strings.Join(mem.PeerURLs, ","), strings.Join(mem.ClientURLs, ","), mem.IsLearner)
+				}
+				return w.Flush()
+			})
 		},
 	})
 	return m
@@ -340,22 +335,19 @@ func newCompactionCommand(g *globals) *cobra.Command {
 			if err != nil || rev <= 0 {
 				return &usageError{fmt.Sprintf("REVISION %q: expected a positive revision number", args[0])}
 			}
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			ctx, cancel := g.ctx()
-			defer cancel()
-			opts := []clientv3.CompactOption{}
-			if physical {
-				opts = append(opts, clientv3.WithCompactPhysical())
-			}
-			if _, err := c.Compact(ctx, rev, opts...); err != nil {
-				return g.wrap(c, err)
-			}
-			fmt.Fprintf(g.out, "compacted revision %d\n", rev)
-			return nil
+			return g.withClient(func(c *clientv3.Client) error {
+				ctx, cancel := g.ctx()
+				defer cancel()
+				opts := []clientv3.CompactOption{}
+				if physical {
+					opts = append(opts, clientv3.WithCompactPhysical())
+				}
+				if _, err := c.Compact(ctx, rev, opts...); err != nil {
+					return g.wrap(c, err)
+				}
+				fmt.Fprintf(g.out, "compacted revision %d\n", rev)
+				return nil
+			})
 		},
 	}
 	c.Flags().BoolVar(&physical, "physical", false, "wait until the compaction is physically applied")

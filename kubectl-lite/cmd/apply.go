@@ -2,7 +2,6 @@ package cmd
 
 import (
 	"encoding/json"
-	"fmt"
 
 	"github.com/spf13/cobra"
 	"google.golang.org/protobuf/proto"
@@ -32,31 +31,7 @@ func newApplyCommand(g *globals) *cobra.Command {
 }
 
 func runApply(g *globals, o *applyOptions) error {
-	objs, err := g.readManifests(o.files)
-	if err != nil {
-		return err
-	}
-	c, err := g.client()
-	if err != nil {
-		return err
-	}
-	var failed error
-	for _, obj := range objs {
-		if err := g.setNamespace(obj); err != nil {
-			return err
-		}
-		msg, err := applyOne(g, c, obj)
-		if err != nil {
-			fmt.Fprintln(g.errOut, g.describeError(err))
-			failed = fmt.Errorf("%d object(s) failed", 1)
-			continue
-		}
-		fmt.Fprintln(g.out, msg)
-	}
-	if failed != nil {
-		return silentError{}
-	}
-	return nil
+	return g.eachManifest(o.files, func(c *client.Client, obj api.Object) (string, error) { return applyOne(g, c, obj) })
 }
 
 // silentError fails the command after its errors were already printed.

@@ -1,7 +1,6 @@
 package cmd
 
 import (
-	"fmt"
 
 	"github.com/spf13/cobra"
 
@@ -26,31 +25,13 @@ func newCreateCommand(g *globals) *cobra.Command {
 }
 
 func runCreate(g *globals, o *createOptions) error {
-	objs, err := g.readManifests(o.files)
-	if err != nil {
-		return err
-	}
-	c, err := g.client()
-	if err != nil {
-		return err
-	}
-	failed := false
-	for _, obj := range objs {
-		if err := g.setNamespace(obj); err != nil {
-			return err
-		}
+	return g.eachManifest(o.files, func(c *client.Client, obj api.Object) (string, error) {
 		ctx, cancel := g.ctx()
+		defer cancel()
 		created, err := client.Dynamic(c, api.KindOf(obj)).Create(ctx, obj)
-		cancel()
 		if err != nil {
-			fmt.Fprintln(g.errOut, g.describeError(err))
-			failed = true
-			continue
+			return "", err
 		}
-		fmt.Fprintln(g.out, ref(created)+" created")
-	}
-	if failed {
-		return silentError{}
-	}
-	return nil
+		return ref(created) + " created", nil
+	})
 }

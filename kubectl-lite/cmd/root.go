@@ -215,6 +215,36 @@ func (g *globals) readManifests(files []string) ([]api.Object, error) {
 	return out, nil
 }
 
+// eachManifest runs do on every object of the -f files, printing what it
+// says or its error; it fails, after trying them all, if any failed.
+func (g *globals) eachManifest(files []string, do func(c *client.Client, obj api.Object) (string, error)) error {
+	objs, err := g.readManifests(files)
+	if err != nil {
+		return err
+	}
+	c, err := g.client()
+	if err != nil {
+		return err
+	}
+	failed := false
+	for _, obj := range objs {
+		if err := g.setNamespace(obj); err != nil {
+			return err
+		}
+		msg, err := do(c, obj)
+		if err != nil {
+			fmt.Fprintln(g.errOut, g.describeError(err))
+			failed = true
+			continue
+		}
+		fmt.Fprintln(g.out, msg)
+	}
+	if failed {
+		return silentError{}
+	}
+	return nil
+}
+
 // setNamespace applies -n to a manifest object, refusing a conflict as
 // kubectl does.
 func (g *globals) setNamespace(o api.Object) error {
