@@ -497,7 +497,7 @@ func (s *Store) gracePeriod(cur api.Object, opts *v1.DeleteOptions) int64 {
 	if pod.GetSpec().GetNodeName() == "" {
 		grace = 0
 	}
-	if ph := pod.GetStatus().GetPhase(); ph == "Succeeded" || ph == "Failed" {
+	if api.IsPodTerminal(pod) {
 		grace = 0
 	}
 	return grace

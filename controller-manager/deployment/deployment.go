@@ -396,7 +396,7 @@ func (dc *Controller) rolloutRecreate(ctx context.Context, d *v1.Deployment, rsL
 		uid := rs.Metadata.Uid
 		if len(dc.pods.List(func(p *v1.Pod) bool {
 			ref := controller.ControllerRef(p.Metadata)
-			return ref != nil && ref.Uid == uid && p.GetStatus().GetPhase() != "Succeeded" && p.GetStatus().GetPhase() != "Failed"
+			return ref != nil && ref.Uid == uid && !api.IsPodTerminal(p)
 		})) > 0 {
 			return dc.syncStatus(ctx, d, all, newRS, false)
 		}

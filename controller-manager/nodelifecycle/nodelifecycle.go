@@ -150,7 +150,7 @@ func (nc *Controller) markUnknown(ctx context.Context, n *v1.Node) {
 	}
 	nc.rec.Eventf(n, record.Normal, "NodeNotReady", "Node %s status is now: NodeNotReady", n.Metadata.Name)
 	for _, p := range nc.podsOn(n.Metadata.Name) {
-		if ph := p.GetStatus().GetPhase(); ph == "Succeeded" || ph == "Failed" {
+		if api.IsPodTerminal(p) {
 			continue
 		}
 		st := proto.Clone(p.GetStatus()).(*v1.PodStatus)

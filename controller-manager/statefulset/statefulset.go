@@ -181,11 +181,6 @@ func isHealthy(p *v1.Pod, minReady int32, now time.Time) bool {
 	return p.Metadata.DeletionTimestamp == nil && p.GetStatus().GetPhase() == "Running" && controller.IsPodAvailable(p, minReady, now)
 }
 
-func isTerminal(p *v1.Pod) bool {
-	ph := p.GetStatus().GetPhase()
-	return ph == "Succeeded" || ph == "Failed"
-}
-
 // newPod builds ordinal i's pod from a revision's template.
 func newPod(s *v1.StatefulSet, i int, rev *v1.ControllerRevision) (*v1.Pod, error) {
 	t, err := TemplateOf(rev)
@@ -276,7 +271,7 @@ func (sc *Controller) sync(ctx context.Context, key string) error {
 func (sc *Controller) scale(ctx context.Context, s *v1.StatefulSet, byOrdinal map[int]*v1.Pod, condemned []int, replicas int, ordered bool, minReady int32, now time.Time, current, update *v1.ControllerRevision, partition int, onDelete bool) error {
 	for i := 0; i < replicas; i++ {
 		p := byOrdinal[i]
-		if p != nil && isTerminal(p) && p.Metadata.DeletionTimestamp == nil {
+		if p != nil && api.IsPodTerminal(p) && p.Metadata.DeletionTimestamp == nil {
 			// A failed or finished pod is replaced with a new one, same name.
 			uid := p.Metadata.Uid
 			if _, err := sc.c.Pods().Delete(ctx, p.Metadata.Namespace, p.Metadata.Name, &v1.DeleteOptions{Preconditions: &v1.Preconditions{Uid: &uid}}); err != nil && !client.IsNotFound(err) {
@@ -392,7 +387,7 @@ func (sc *Controller) syncStatus(ctx context.Context, s *v1.StatefulSet, byOrdin
 		st.CollisionCount = s.Status.CollisionCount
 	}
 	for _, p := range byOrdinal {
-		if isTerminal(p) {
+		if api.IsPodTerminal(p) {
 			continue
 		}
 		st.Replicas++

@@ -186,3 +186,10 @@ func defaultHTTPGet(h *v1.HTTPGetAction) {
 		h.Scheme = "HTTP"
 	}
 }
+
+// IsPodTerminal reports a pod in phase Succeeded or Failed: its containers
+// are done for good.
+func IsPodTerminal(p *v1.Pod) bool {
+	ph := p.GetStatus().GetPhase()
+	return ph == "Succeeded" || ph == "Failed"
+}

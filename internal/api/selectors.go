@@ -5,6 +5,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
@@ -94,13 +95,20 @@ func FieldSet(o Object) fields.Set {
 	return set
 }
 
+// fieldNames caches FieldNames per kind: every List and Watch asks.
+var fieldNames sync.Map // *Kind -> []string
+
 // FieldNames lists the fields a field selector may name for kind k.
 func FieldNames(k *Kind) []string {
+	if v, ok := fieldNames.Load(k); ok {
+		return v.([]string)
+	}
 	names := make([]string, 0, 8)
 	for f := range FieldSet(k.New()) {
 		names = append(names, f)
 	}
 	sort.Strings(names)
+	fieldNames.Store(k, names)
 	return names
 }
 

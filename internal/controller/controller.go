@@ -157,8 +157,7 @@ func Claim[T api.Object](ctx context.Context, owner api.Object, sel labels.Selec
 
 // IsPodActive: not terminal and not being deleted.
 func IsPodActive(p *v1.Pod) bool {
-	ph := p.GetStatus().GetPhase()
-	return ph != "Succeeded" && ph != "Failed" && p.GetMetadata().GetDeletionTimestamp() == nil
+	return !api.IsPodTerminal(p) && p.GetMetadata().GetDeletionTimestamp() == nil
 }
 
 // PodReadyCondition returns the pod's Ready condition, if any.

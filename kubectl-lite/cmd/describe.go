@@ -377,7 +377,7 @@ func describeNode(g *globals, c *client.Client, s *section, n *v1.Node) {
 	}
 	var active []*v1.Pod
 	for _, p := range pods {
-		if ph := p.GetStatus().GetPhase(); ph != "Succeeded" && ph != "Failed" {
+		if !api.IsPodTerminal(p) {
 			active = append(active, p)
 		}
 	}

@@ -142,14 +142,7 @@ func (w *podWorker) sync(ctx context.Context) (time.Time, bool) {
 	rt := w.k.rt
 	if gone {
 		// Force-deleted (or deleted after we finished): nothing may run.
-		for _, c := range pod.Spec.GetContainers() {
-			if cur := w.current(c.Name); cur != nil {
-				if _, done := cur.Exited(); !done {
-					w.k.rec.Eventf(pod, record.Normal, "Killing", "Stopping container %s", c.Name)
-					rt.Stop(ctx, cur, 0)
-				}
-			}
-		}
+		w.stopAll(ctx, pod, 0)
 		if err := rt.RemovePod(w.uid); err != nil {
 			slog.Warn("cannot remove pod folder", "pod", w.podName(pod), "err", err)
 		}
@@ -501,6 +494,15 @@ func (w *podWorker) view(pod *v1.Pod, c *v1.Container, now time.Time) status.Con
 
 // stopAll stops every running container with the grace period.
 func (w *podWorker) stopAll(ctx context.Context, pod *v1.Pod, grace time.Duration) {
+	w.eachRunning(pod, func(c *v1.Container, cur *runtime.Container) {
+		w.k.rt.Stop(ctx, cur, grace)
+	})
+	w.stopProbes()
+}
+
+// eachRunning runs stop, in parallel, for every running container of the
+// pod (after the Killing event) and waits for all of them.
+func (w *podWorker) eachRunning(pod *v1.Pod, stop func(c *v1.Container, cur *runtime.Container)) {
 	var wg sync.WaitGroup
 	for _, c := range pod.Spec.Containers {
 		cur := w.current(c.Name)
@@ -514,11 +516,10 @@ func (w *podWorker) stopAll(ctx context.Context, pod *v1.Pod, grace time.Duratio
 		go func() {
 			defer wg.Done()
 			w.k.rec.Eventf(pod, record.Normal, "Killing", "Stopping container %s", c.Name)
-			w.k.rt.Stop(ctx, cur, grace)
+			stop(c, cur)
 		}()
 	}
 	wg.Wait()
-	w.stopProbes()
 }
 
 // minStopGrace is the least time a container gets after its preStop hook
@@ -541,48 +542,34 @@ func (w *podWorker) terminate(ctx context.Context, pod *v1.Pod) {
 		cancel()
 	}
 	w.stopProbes()
-	var wg sync.WaitGroup
-	for _, c := range pod.Spec.Containers {
-		cur := w.current(c.Name)
-		if cur == nil {
-			continue
-		}
-		if _, done := cur.Exited(); done {
-			continue
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			w.k.rec.Eventf(pod, record.Normal, "Killing", "Stopping container %s", c.Name)
-			if h := c.GetLifecycle().GetPreStop(); h != nil && grace > 0 && tctx.Err() == nil {
-				hctx, hcancel := context.WithDeadline(tctx, deadline)
-				var ok bool
-				var msg string
-				if h.Sleep != nil {
-					select {
-					case <-time.After(time.Duration(h.Sleep.Seconds) * time.Second):
-						ok = true
-					case <-hctx.Done():
-					}
-				} else {
-					ok, msg = prober.Action(hctx, w.probeTarget(pod, c), h.Exec, h.HttpGet, h.TcpSocket, max(time.Until(deadline), time.Millisecond))
+	w.eachRunning(pod, func(c *v1.Container, cur *runtime.Container) {
+		if h := c.GetLifecycle().GetPreStop(); h != nil && grace > 0 && tctx.Err() == nil {
+			hctx, hcancel := context.WithDeadline(tctx, deadline)
+			var ok bool
+			var msg string
+			if h.Sleep != nil {
+				select {
+				case <-time.After(time.Duration(h.Sleep.Seconds) * time.Second):
+					ok = true
+				case <-hctx.Done():
 				}
-				hcancel()
-				if !ok && msg != "" {
-					w.k.rec.Eventf(pod, record.Warning, "FailedPreStopHook", "PreStop hook for container %s failed: %s", c.Name, msg)
-				}
+			} else {
+				ok, msg = prober.Action(hctx, w.probeTarget(pod, c), h.Exec, h.HttpGet, h.TcpSocket, max(time.Until(deadline), time.Millisecond))
 			}
-			left := time.Until(deadline)
-			if grace > 0 && left < minStopGrace {
-				left = minStopGrace
+			hcancel()
+			if !ok && msg != "" {
+				w.k.rec.Eventf(pod, record.Warning, "FailedPreStopHook", "PreStop hook for container %s failed: %s", c.Name, msg)
 			}
-			if grace == 0 || tctx.Err() != nil {
-				left = 0
-			}
-			w.k.rt.Stop(tctx, cur, left)
-		}()
-	}
-	wg.Wait()
+		}
+		left := time.Until(deadline)
+		if grace > 0 && left < minStopGrace {
+			left = minStopGrace
+		}
+		if grace == 0 || tctx.Err() != nil {
+			left = 0
+		}
+		w.k.rt.Stop(tctx, cur, left)
+	})
 
 	// The terminal phase from the exit codes, before the object goes.
 	views := map[string]status.Container{}

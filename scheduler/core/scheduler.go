@@ -223,18 +223,13 @@ func (s *Scheduler) removeNode(name string) {
 	s.dirty = true
 }
 
-func isTerminal(p *v1.Pod) bool {
-	ph := p.GetStatus().GetPhase()
-	return ph == "Succeeded" || ph == "Failed"
-}
-
 // podChanged keeps the cache's accounting and the queue in step with a pod.
 func (s *Scheduler) podChanged(p *v1.Pod) {
 	key := api.NamespacedName(p)
 	uid := p.Metadata.Uid
 	node := p.GetSpec().GetNodeName()
 	switch {
-	case node != "" && !isTerminal(p):
+	case node != "" && !api.IsPodTerminal(p):
 		s.queue.Delete(key)
 		s.mu.Lock()
 		if pl, ok := s.placed[uid]; ok {
