@@ -5,7 +5,7 @@ package e2e
 import (
 	"bytes"
 	"fmt"
-	"net"
+	"github.com/kubelite/kubelite/apiserver/apiservertest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -24,14 +24,7 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-func freePort(t *testing.T) int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
+func freePort(t *testing.T) int { return apiservertest.FreePort(t) }
 
 // cluster is one scripts/up.sh cluster with its own state, ports and config.
 type cluster struct {

@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"sync"
 	"testing"
 	"time"
 
@@ -13,15 +14,30 @@ import (
 	"github.com/kubelite/kubelite/internal/client"
 )
 
-// FreePort returns a loopback port that was free a moment ago.
+var (
+	portsMu   sync.Mutex       // guards portsUsed
+	portsUsed = map[int]bool{} // every port handed out by this process
+)
+
+// FreePort returns a loopback port that was free a moment ago and that this
+// process has not handed out before (the kernel may offer the same free
+// port twice in a row, e.g. for an etcd client and peer URL).
 func FreePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("free port: %v", err)
+	portsMu.Lock()
+	defer portsMu.Unlock()
+	for {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatalf("free port: %v", err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		if !portsUsed[port] {
+			portsUsed[port] = true
+			return port
+		}
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 // Server is a running apiserver.

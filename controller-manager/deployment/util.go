@@ -119,12 +119,16 @@ func SumReplicas(rss []*v1.ReplicaSet) int32 {
 	return n
 }
 
-// SumAvailable sums status.availableReplicas.
+// SumAvailable sums status.availableReplicas, each capped at the
+// ReplicaSet's spec.replicas: pods beyond its size are on their way out
+// even if its status, written later, still counts them. Without the cap a
+// rollout that just scaled an old ReplicaSet down could count its pods
+// twice and go below replicas - maxUnavailable.
 func SumAvailable(rss []*v1.ReplicaSet) int32 {
 	var n int32
 	for _, rs := range rss {
 		if rs != nil {
-			n += rs.GetStatus().GetAvailableReplicas()
+			n += min(rs.GetStatus().GetAvailableReplicas(), rs.GetSpec().GetReplicas())
 		}
 	}
 	return n

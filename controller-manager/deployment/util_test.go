@@ -82,3 +82,10 @@ func TestProportionalScale(t *testing.T) {
 		_ = sum
 	}
 }
+
+func TestSumAvailableIgnoresPodsBeyondTheSize(t *testing.T) {
+	// An old ReplicaSet just scaled to 2 whose status still says 5 available.
+	if got := SumAvailable([]*v1.ReplicaSet{rs(2, 5), rs(3, 1)}); got != 3 {
+		t.Errorf("SumAvailable = %d, want 3 (2 of the old, 1 of the new)", got)
+	}
+}

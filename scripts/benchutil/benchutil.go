@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"sync"
 )
 
 var cleanups []func()
@@ -32,14 +33,28 @@ func Fail(prog, format string, args ...any) {
 	os.Exit(1)
 }
 
-// FreeAddr is a loopback host:port that was free a moment ago.
+var (
+	addrsMu   sync.Mutex          // guards addrsUsed
+	addrsUsed = map[string]bool{} // every address handed out
+)
+
+// FreeAddr is a loopback host:port that was free a moment ago and that was
+// not handed out before (the kernel may offer one free port twice in a row).
 func FreeAddr() string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		panic(err)
+	addrsMu.Lock()
+	defer addrsMu.Unlock()
+	for {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			panic(err)
+		}
+		a := l.Addr().String()
+		l.Close()
+		if !addrsUsed[a] {
+			addrsUsed[a] = true
+			return a
+		}
 	}
-	defer l.Close()
-	return l.Addr().String()
 }
 
 // FreePort is FreeAddr's port.
