@@ -143,7 +143,7 @@ func (s *Store) Create(ctx context.Context, in api.Object) (api.Object, error) {
 	m := api.EnsureMeta(o)
 	api.Default(o)
 	if m.Name == "" && m.GenerateName != "" {
-		m.Name = m.GenerateName + randomSuffix()
+		m.Name = api.GenerateName(m.GenerateName, randomSuffix())
 	}
 	m.Uid = uuid.NewString()
 	m.CreationTimestamp = timestamppb.New(s.opts.Now())
@@ -385,6 +385,9 @@ func (s *Store) Delete(ctx context.Context, ns, name string, opts *v1.DeleteOpti
 	default:
 		return nil, newError(ErrBadRequest, "propagationPolicy: Unsupported value %q: supported values: \"Background\", \"Foreground\", \"Orphan\"", p)
 	}
+	if errs := api.ValidateDeleteOptions(opts); len(errs) > 0 {
+		return nil, invalid("DeleteOptions", name, errs)
+	}
 	for {
 		cur, rev, err := s.get(ctx, ns, name)
 		if err != nil {
@@ -494,6 +497,8 @@ func (s *Store) gracePeriod(cur api.Object, opts *v1.DeleteOptions) int64 {
 	if grace < 0 {
 		grace = 1
 	}
+	// Validation bounds both; a pod stored before it did is capped here.
+	grace = min(grace, api.MaxDurationSeconds)
 	if pod.GetSpec().GetNodeName() == "" {
 		grace = 0
 	}

@@ -2,6 +2,8 @@ package api
 
 import (
 	"fmt"
+	"math"
+	"path"
 	"strconv"
 	"strings"
 
@@ -14,6 +16,53 @@ import (
 
 	v1 "github.com/kubelite/kubelite/proto/kubelite/v1"
 )
+
+// Bounds on what one object may ask for. Each says where its value comes from.
+const (
+	// MaxDurationSeconds bounds every *Seconds field that becomes a
+	// time.Duration: Kubernetes' bound on activeDeadlineSeconds
+	// (math.MaxInt32, pkg/apis/core/validation ValidatePodSpec). About 68
+	// years, so seconds*time.Second (at most about 292 years) never
+	// overflows.
+	MaxDurationSeconds = math.MaxInt32
+
+	// MaxContainersPerPod bounds a pod's containers. Kubernetes has no
+	// explicit limit (the 1.5 MiB object does it); in kubelite each
+	// container is two host processes (its shim and its program) with a log
+	// file and pipes, so 128 containers in one pod is already more processes
+	// than a node runs for Kubernetes' default 110 pods of one container.
+	MaxContainersPerPod = 128
+
+	// MaxGeneratedNameLength is the longest generateName prefix kept when a
+	// name is generated: Kubernetes' names.SimpleNameGenerator keeps 58
+	// (63 minus the 5 random characters), so generated names are always DNS
+	// labels whatever the prefix.
+	MaxGeneratedNameLength = 63 - 5
+
+	// maxHashLength is the longest hash a controller appends to a name
+	// (controller.ComputeHash: a uint32 in decimal digits).
+	maxHashLength = 10
+	// maxOrdinalDigits is the longest StatefulSet ordinal: start and
+	// replicas are int32, so an ordinal stays below 2^32.
+	maxOrdinalDigits = 10
+	// maxFolderNameBytes is the longest file name on Linux file systems
+	// (NAME_MAX); a claim's folder is named after the claim.
+	maxFolderNameBytes = 255
+)
+
+// maxQuantity is the largest quantity whose milli-value fits in an int64:
+// the scheduler and the kubelet read cpu with MilliValue, and a larger one
+// wraps to a negative number.
+var maxQuantity = resource.NewMilliQuantity(math.MaxInt64, resource.DecimalSI)
+
+// GenerateName returns the name of an object created with generateName
+// base and the random suffix, truncating base as Kubernetes does.
+func GenerateName(base, suffix string) string {
+	if len(base) > MaxGeneratedNameLength {
+		base = base[:MaxGeneratedNameLength]
+	}
+	return base + suffix
+}
 
 // Validate checks a (defaulted) object and returns every problem with its
 // field path.
@@ -44,9 +93,40 @@ func Validate(o Object) field.ErrorList {
 		errs = append(errs, validateSelectorAndTemplate(s.GetSelector(), s.GetTemplate(), p)...)
 		errs = append(errs, apivalidation.ValidateNonnegativeField(int64(s.GetMinReadySeconds()), p.Child("minReadySeconds"))...)
 	case *v1.Deployment:
+		errs = append(errs, validateDerivedName(x.GetMetadata().GetName(), 253, 1+maxHashLength, "its ReplicaSets are named <name>-<pod-template-hash>, a name of at most 253 characters")...)
 		errs = append(errs, validateDeploymentSpec(x.GetSpec(), field.NewPath("spec"))...)
 	case *v1.StatefulSet:
-		errs = append(errs, validateStatefulSetSpec(x.GetSpec(), field.NewPath("spec"))...)
+		errs = append(errs, validateStatefulSetName(x.GetMetadata().GetName())...)
+		errs = append(errs, validateStatefulSetSpec(x.GetSpec(), x.GetMetadata().GetName(), field.NewPath("spec"))...)
+	}
+	return errs
+}
+
+// validateDerivedName checks that a controller's name leaves room for what
+// it appends to name the objects it creates.
+func validateDerivedName(name string, limit, suffix int, why string) field.ErrorList {
+	if max := limit - suffix; len(name) > max {
+		return field.ErrorList{field.Invalid(field.NewPath("metadata", "name"), name, fmt.Sprintf("must be no more than %d characters: %s", max, why))}
+	}
+	return nil
+}
+
+// validateStatefulSetName follows Kubernetes' ValidateStatefulSetName (a
+// DNS label) and leaves room for the names the controller derives from it:
+// the controller-revision-hash label <name>-<hash> is a label value (at most
+// 63), pods are <name>-<ordinal> (their hostname and pod-name label) and
+// claims <template>-<name>-<ordinal>.
+func validateStatefulSetName(name string) field.ErrorList {
+	p := field.NewPath("metadata", "name")
+	var errs field.ErrorList
+	if name == "" {
+		return nil // validateMeta asks for it
+	}
+	for _, msg := range apivalidation.NameIsDNSLabel(name, false) {
+		errs = append(errs, field.Invalid(p, name, msg))
+	}
+	if max := validation.LabelValueMaxLength - 1 - maxHashLength; len(name) > max {
+		errs = append(errs, field.Invalid(p, name, fmt.Sprintf("must be no more than %d characters: the pods' controller-revision-hash label is <name>-<hash>, a label value of at most %d characters", max, validation.LabelValueMaxLength)))
 	}
 	return errs
 }
@@ -123,6 +203,11 @@ func validateMeta(m *v1.ObjectMeta, k *Kind, p *field.Path) field.ErrorList {
 			errs = append(errs, field.Invalid(p.Child("name"), m.Name, msg))
 		}
 	}
+	if m.GenerateName != "" {
+		for _, msg := range apivalidation.NameIsDNSSubdomain(m.GenerateName, true) {
+			errs = append(errs, field.Invalid(p.Child("generateName"), m.GenerateName, msg))
+		}
+	}
 	if k != nil && k.Namespaced {
 		for _, msg := range validation.IsDNS1123Label(m.Namespace) {
 			errs = append(errs, field.Invalid(p.Child("namespace"), m.Namespace, msg))
@@ -148,6 +233,44 @@ func validateMeta(m *v1.ObjectMeta, k *Kind, p *field.Path) field.ErrorList {
 	return errs
 }
 
+// validateTemplateMeta checks the metadata of a template (a pod template,
+// a volume claim template) as Kubernetes' ValidatePodTemplateSpec does:
+// labels and annotations as an object's; a name, when given, a DNS
+// subdomain.
+func validateTemplateMeta(m *v1.ObjectMeta, p *field.Path) field.ErrorList {
+	if m == nil {
+		return nil
+	}
+	var errs field.ErrorList
+	if m.Name != "" {
+		for _, msg := range validation.IsDNS1123Subdomain(m.Name) {
+			errs = append(errs, field.Invalid(p.Child("name"), m.Name, msg))
+		}
+	}
+	errs = append(errs, metavalidation.ValidateLabels(m.Labels, p.Child("labels"))...)
+	errs = append(errs, apivalidation.ValidateAnnotations(m.Annotations, p.Child("annotations"))...)
+	return errs
+}
+
+// validateSeconds checks a *Seconds field that becomes a time.Duration
+// against [lo, MaxDurationSeconds].
+func validateSeconds(v int64, lo int64, p *field.Path) field.ErrorList {
+	if v < lo || v > MaxDurationSeconds {
+		return field.ErrorList{field.Invalid(p, v, validation.InclusiveRangeError(int(lo), MaxDurationSeconds))}
+	}
+	return nil
+}
+
+// hasDotDot reports a ".." element in a slash-separated path.
+func hasDotDot(s string) bool {
+	for _, e := range strings.Split(s, "/") {
+		if e == ".." {
+			return true
+		}
+	}
+	return false
+}
+
 var restartPolicies = []string{"Always", "OnFailure", "Never"}
 
 // ValidatePodSpec checks a pod spec (also a template's).
@@ -158,6 +281,9 @@ func ValidatePodSpec(s *v1.PodSpec, p *field.Path) field.ErrorList {
 	}
 	if len(s.Containers) == 0 {
 		errs = append(errs, field.Required(p.Child("containers"), "at least one container is required"))
+	}
+	if len(s.Containers) > MaxContainersPerPod {
+		errs = append(errs, field.TooMany(p.Child("containers"), len(s.Containers), MaxContainersPerPod))
 	}
 	names := map[string]bool{}
 	for i, c := range s.Containers {
@@ -175,6 +301,9 @@ func ValidatePodSpec(s *v1.PodSpec, p *field.Path) field.ErrorList {
 		}
 		if len(c.Command) == 0 || c.Command[0] == "" {
 			errs = append(errs, field.Required(cp.Child("command"), "kubelite runs a process, not an image: give the program and its arguments"))
+		}
+		if hasDotDot(c.WorkingDir) {
+			errs = append(errs, field.Invalid(cp.Child("workingDir"), c.WorkingDir, "must not contain '..': kubelite runs the container as a process on the host, and '..' would leave the pod's folder"))
 		}
 		for j, e := range c.Env {
 			for _, msg := range validation.IsEnvVarName(e.Name) {
@@ -201,19 +330,22 @@ func ValidatePodSpec(s *v1.PodSpec, p *field.Path) field.ErrorList {
 		errs = append(errs, validateProbe(c.LivenessProbe, ports, cp.Child("livenessProbe"), true)...)
 		errs = append(errs, validateProbe(c.ReadinessProbe, ports, cp.Child("readinessProbe"), false)...)
 		errs = append(errs, validateProbe(c.StartupProbe, ports, cp.Child("startupProbe"), true)...)
+		if pr := c.ReadinessProbe; pr != nil && pr.TerminationGracePeriodSeconds != nil {
+			errs = append(errs, field.Invalid(cp.Child("readinessProbe", "terminationGracePeriodSeconds"), *pr.TerminationGracePeriodSeconds, "must not be set for readinessProbes"))
+		}
 		if c.Lifecycle != nil {
-			errs = append(errs, validateHandler(c.Lifecycle.PreStop, ports, cp.Child("lifecycle", "preStop"))...)
-			errs = append(errs, validateHandler(c.Lifecycle.PostStart, ports, cp.Child("lifecycle", "postStart"))...)
+			errs = append(errs, validateHandler(c.Lifecycle.PreStop, s.TerminationGracePeriodSeconds, ports, cp.Child("lifecycle", "preStop"))...)
+			errs = append(errs, validateHandler(c.Lifecycle.PostStart, s.TerminationGracePeriodSeconds, ports, cp.Child("lifecycle", "postStart"))...)
 		}
 	}
 	if !contains(restartPolicies, s.RestartPolicy) {
 		errs = append(errs, field.NotSupported(p.Child("restartPolicy"), s.RestartPolicy, restartPolicies))
 	}
-	if g := s.TerminationGracePeriodSeconds; g != nil && *g < 0 {
-		errs = append(errs, field.Invalid(p.Child("terminationGracePeriodSeconds"), *g, "must be greater than or equal to 0"))
+	if g := s.TerminationGracePeriodSeconds; g != nil {
+		errs = append(errs, validateSeconds(*g, 0, p.Child("terminationGracePeriodSeconds"))...)
 	}
-	if d := s.ActiveDeadlineSeconds; d != nil && *d <= 0 {
-		errs = append(errs, field.Invalid(p.Child("activeDeadlineSeconds"), *d, "must be greater than 0"))
+	if d := s.ActiveDeadlineSeconds; d != nil {
+		errs = append(errs, validateSeconds(*d, 1, p.Child("activeDeadlineSeconds"))...)
 	}
 	if s.NodeName != "" {
 		for _, msg := range validation.IsDNS1123Subdomain(s.NodeName) {
@@ -241,6 +373,11 @@ func ValidatePodSpec(s *v1.PodSpec, p *field.Path) field.ErrorList {
 		if t.TolerationSeconds != nil && t.Effect != "NoExecute" {
 			errs = append(errs, field.Invalid(tp.Child("effect"), t.Effect, "effect must be 'NoExecute' when `tolerationSeconds` is set"))
 		}
+		// Zero and negative values mean evict at once (Kubernetes); the
+		// bound keeps seconds*time.Second from wrapping either way.
+		if ts := t.TolerationSeconds; ts != nil && (*ts < -MaxDurationSeconds || *ts > MaxDurationSeconds) {
+			errs = append(errs, field.Invalid(tp.Child("tolerationSeconds"), *ts, validation.InclusiveRangeError(-MaxDurationSeconds, MaxDurationSeconds)))
+		}
 	}
 	vols := map[string]bool{}
 	for i, v := range s.Volumes {
@@ -254,14 +391,21 @@ func ValidatePodSpec(s *v1.PodSpec, p *field.Path) field.ErrorList {
 		vols[v.Name] = true
 	}
 	for i, c := range s.Containers {
+		paths := map[string]bool{}
 		for j, m := range c.VolumeMounts {
 			mp := p.Child("containers").Index(i).Child("volumeMounts").Index(j)
 			if !vols[m.Name] {
 				errs = append(errs, field.NotFound(mp.Child("name"), m.Name))
 			}
-			if m.MountPath == "" {
+			switch {
+			case m.MountPath == "":
 				errs = append(errs, field.Required(mp.Child("mountPath"), ""))
+			case hasDotDot(m.MountPath):
+				errs = append(errs, field.Invalid(mp.Child("mountPath"), m.MountPath, "must not contain '..': the mount is a link in the pod's folder on the host"))
+			case paths[path.Clean(m.MountPath)]:
+				errs = append(errs, field.Invalid(mp.Child("mountPath"), m.MountPath, "must be unique"))
 			}
+			paths[path.Clean(m.MountPath)] = true
 		}
 	}
 	return errs
@@ -294,9 +438,7 @@ func validateResources(r *v1.ResourceRequirements, p *field.Path) field.ErrorLis
 				errs = append(errs, field.Invalid(fp, val, "must be a quantity such as \"250m\", \"1\", \"128Mi\" or \"1G\""))
 				continue
 			}
-			if q.Sign() < 0 {
-				errs = append(errs, field.Invalid(fp, val, "must be greater than or equal to 0"))
-			}
+			errs = append(errs, validateQuantity(q, val, fp)...)
 			parsed[part.name][name] = q
 		}
 	}
@@ -306,6 +448,19 @@ func validateResources(r *v1.ResourceRequirements, p *field.Path) field.ErrorLis
 		}
 	}
 	return errs
+}
+
+// validateQuantity is Kubernetes' ValidateNonnegativeQuantity plus an upper
+// bound: a quantity whose milli-value overflows an int64 would turn
+// negative in the scheduler and the kubelet (and over-commit a node).
+func validateQuantity(q resource.Quantity, val string, p *field.Path) field.ErrorList {
+	if q.Sign() < 0 {
+		return field.ErrorList{field.Invalid(p, val, "must be greater than or equal to 0")}
+	}
+	if q.Cmp(*maxQuantity) > 0 {
+		return field.ErrorList{field.Invalid(p, val, "must be less than or equal to "+maxQuantity.String())}
+	}
+	return nil
 }
 
 func validateProbe(pr *v1.Probe, ports map[string]bool, p *field.Path, oneSuccess bool) field.ErrorList {
@@ -318,17 +473,26 @@ func validateProbe(pr *v1.Probe, ports map[string]bool, p *field.Path, oneSucces
 			errs = append(errs, field.Invalid(p.Child(name), v, "must be greater than or equal to 0"))
 		}
 	}
+	if g := pr.TerminationGracePeriodSeconds; g != nil {
+		errs = append(errs, validateSeconds(*g, 1, p.Child("terminationGracePeriodSeconds"))...)
+	}
 	if oneSuccess && pr.SuccessThreshold != 1 {
 		errs = append(errs, field.Invalid(p.Child("successThreshold"), pr.SuccessThreshold, "must be 1"))
 	}
 	return errs
 }
 
-func validateHandler(h *v1.LifecycleHandler, ports map[string]bool, p *field.Path) field.ErrorList {
+func validateHandler(h *v1.LifecycleHandler, grace *int64, ports map[string]bool, p *field.Path) field.ErrorList {
 	if h == nil {
 		return nil
 	}
-	return validateActions(h.Exec, h.HttpGet, h.TcpSocket, h.Sleep, ports, p)
+	errs := validateActions(h.Exec, h.HttpGet, h.TcpSocket, h.Sleep, ports, p)
+	// Kubernetes' validateSleepAction: a sleep longer than the grace period
+	// would be cut by the SIGKILL anyway.
+	if sl := h.Sleep; sl != nil && grace != nil && sl.Seconds > *grace {
+		errs = append(errs, field.Invalid(p.Child("sleep", "seconds"), sl.Seconds, fmt.Sprintf("must be non-negative and less than terminationGracePeriodSeconds (%d)", *grace)))
+	}
+	return errs
 }
 
 func validateActions(exec *v1.ExecAction, get *v1.HTTPGetAction, tcp *v1.TCPSocketAction, sleep *v1.SleepAction, ports map[string]bool, p *field.Path) field.ErrorList {
@@ -396,9 +560,13 @@ func validateNode(n *v1.Node) field.ErrorList {
 		m    map[string]string
 	}{{"capacity", n.GetStatus().GetCapacity()}, {"allocatable", n.GetStatus().GetAllocatable()}} {
 		for name, val := range part.m {
-			if _, err := resource.ParseQuantity(val); err != nil {
-				errs = append(errs, field.Invalid(field.NewPath("status", part.name).Key(name), val, "must be a quantity"))
+			fp := field.NewPath("status", part.name).Key(name)
+			q, err := resource.ParseQuantity(val)
+			if err != nil {
+				errs = append(errs, field.Invalid(fp, val, "must be a quantity"))
+				continue
 			}
+			errs = append(errs, validateQuantity(q, val, fp)...)
 		}
 	}
 	return errs
@@ -423,7 +591,7 @@ func validateSelectorAndTemplate(sel *v1.LabelSelector, t *v1.PodTemplateSpec, p
 	if t == nil {
 		return append(errs, field.Required(p.Child("template"), ""))
 	}
-	errs = append(errs, metavalidation.ValidateLabels(t.GetMetadata().GetLabels(), p.Child("template", "metadata", "labels"))...)
+	errs = append(errs, validateTemplateMeta(t.GetMetadata(), p.Child("template", "metadata"))...)
 	errs = append(errs, ValidatePodSpec(t.GetSpec(), p.Child("template", "spec"))...)
 	return errs
 }
@@ -437,17 +605,17 @@ func (l labelSet) Lookup(k string) (string, bool) { v, ok := l[k]; return v, ok 
 // ParseIntOrPercent reads a Deployment maxSurge/maxUnavailable value.
 func ParseIntOrPercent(s string) (value int, percent bool, err error) {
 	if strings.HasSuffix(s, "%") {
-		v, err := strconv.Atoi(strings.TrimSuffix(s, "%"))
+		v, err := strconv.ParseInt(strings.TrimSuffix(s, "%"), 10, 32)
 		if err != nil {
 			return 0, true, fmt.Errorf("must be an integer or a percentage such as \"25%%\"")
 		}
-		return v, true, nil
+		return int(v), true, nil
 	}
-	v, err := strconv.Atoi(s)
+	v, err := strconv.ParseInt(s, 10, 32)
 	if err != nil {
-		return 0, false, fmt.Errorf("must be an integer or a percentage such as \"25%%\"")
+		return 0, false, fmt.Errorf("must be an int32 or a percentage such as \"25%%\"")
 	}
-	return v, false, nil
+	return int(v), false, nil
 }
 
 func validateDeploymentSpec(s *v1.DeploymentSpec, p *field.Path) field.ErrorList {
@@ -488,14 +656,24 @@ func validateDeploymentSpec(s *v1.DeploymentSpec, p *field.Path) field.ErrorList
 	if r := s.RevisionHistoryLimit; r != nil && *r < 0 {
 		errs = append(errs, field.Invalid(p.Child("revisionHistoryLimit"), *r, "must be greater than or equal to 0"))
 	}
-	if d := s.ProgressDeadlineSeconds; d != nil && *d <= s.MinReadySeconds {
-		errs = append(errs, field.Invalid(p.Child("progressDeadlineSeconds"), *d, "must be greater than minReadySeconds"))
+	errs = append(errs, apivalidation.ValidateNonnegativeField(int64(s.MinReadySeconds), p.Child("minReadySeconds"))...)
+	if d := s.ProgressDeadlineSeconds; d != nil {
+		if *d <= 0 {
+			errs = append(errs, field.Invalid(p.Child("progressDeadlineSeconds"), *d, "must be greater than 0"))
+		} else if *d <= s.MinReadySeconds {
+			errs = append(errs, field.Invalid(p.Child("progressDeadlineSeconds"), *d, "must be greater than minReadySeconds"))
+		}
 	}
 	return errs
 }
 
-func validateStatefulSetSpec(s *v1.StatefulSetSpec, p *field.Path) field.ErrorList {
+func validateStatefulSetSpec(s *v1.StatefulSetSpec, set string, p *field.Path) field.ErrorList {
 	errs := validateReplicas(s.Replicas, p.Child("replicas"))
+	errs = append(errs, apivalidation.ValidateNonnegativeField(int64(s.MinReadySeconds), p.Child("minReadySeconds"))...)
+	if r := s.RevisionHistoryLimit; r != nil && *r < 0 {
+		errs = append(errs, field.Invalid(p.Child("revisionHistoryLimit"), *r, "must be greater than or equal to 0"))
+	}
+	errs = append(errs, apivalidation.ValidateNonnegativeField(int64(s.GetOrdinals().GetStart()), p.Child("ordinals", "start"))...)
 	// Containers may mount the claims: the controller adds them as volumes.
 	tmpl := s.GetTemplate()
 	if tmpl != nil && tmpl.Spec != nil && len(s.VolumeClaimTemplates) > 0 {
@@ -532,10 +710,32 @@ func validateStatefulSetSpec(s *v1.StatefulSetSpec, p *field.Path) field.ErrorLi
 			errs = append(errs, field.NotSupported(p.Child("persistentVolumeClaimRetentionPolicy", name), v, []string{"Retain", "Delete"}))
 		}
 	}
+	// A claim is <template>-<set>-<ordinal>: an object name (a DNS
+	// subdomain) and a folder name on the node, for the largest ordinal.
+	maxOrdinal := strings.Repeat("9", maxOrdinalDigits)
 	for i, c := range s.VolumeClaimTemplates {
-		for _, msg := range validation.IsDNS1123Label(c.GetMetadata().GetName()) {
-			errs = append(errs, field.Invalid(p.Child("volumeClaimTemplates").Index(i).Child("metadata", "name"), c.GetMetadata().GetName(), msg))
+		cp := p.Child("volumeClaimTemplates").Index(i).Child("metadata")
+		name := c.GetMetadata().GetName()
+		errs = append(errs, validateTemplateMeta(c.GetMetadata(), cp)...)
+		for _, msg := range validation.IsDNS1123Label(name) {
+			errs = append(errs, field.Invalid(cp.Child("name"), name, msg))
 		}
+		claim := name + "-" + set + "-" + maxOrdinal
+		if len(validation.IsDNS1123Subdomain(claim)) > 0 || len(claim) > maxFolderNameBytes {
+			errs = append(errs, field.Invalid(cp.Child("name"), name, fmt.Sprintf("claim names <name>-%s-<ordinal> must be DNS subdomains and folder names of at most %d characters", set, min(validation.DNS1123SubdomainMaxLength, maxFolderNameBytes))))
+		}
+	}
+	return errs
+}
+
+// ValidateDeleteOptions checks what a delete asks for. A negative
+// gracePeriodSeconds is allowed and means 1 (Kubernetes' BeforeDelete); one
+// above MaxDurationSeconds would overflow the deletionTimestamp and the
+// kubelet's wait.
+func ValidateDeleteOptions(o *v1.DeleteOptions) field.ErrorList {
+	var errs field.ErrorList
+	if g := o.GetGracePeriodSeconds(); g > MaxDurationSeconds {
+		errs = append(errs, field.Invalid(field.NewPath("gracePeriodSeconds"), g, fmt.Sprintf("must be less than or equal to %d", MaxDurationSeconds)))
 	}
 	return errs
 }

@@ -1,6 +1,8 @@
 package api
 
 import (
+	"fmt"
+	"math"
 	"strings"
 	"testing"
 
@@ -82,6 +84,62 @@ func TestValidatePod(t *testing.T) {
 		{name: "toleration with bad operator", mutate: func(p *v1.Pod) {
 			p.Spec.Tolerations = []*v1.Toleration{{Key: "k", Operator: "Maybe"}}
 		}, want: []string{"spec.tolerations[0].operator"}},
+
+		// Bounds: durations, quantities, sizes, paths.
+		{name: "activeDeadlineSeconds that overflows a duration", mutate: func(p *v1.Pod) { p.Spec.ActiveDeadlineSeconds = ptr(int64(9999999999)) },
+			want: []string{"spec.activeDeadlineSeconds", "between 1 and 2147483647"}},
+		{name: "activeDeadlineSeconds at Kubernetes' bound", mutate: func(p *v1.Pod) { p.Spec.ActiveDeadlineSeconds = ptr(int64(math.MaxInt32)) }},
+		{name: "negative activeDeadlineSeconds", mutate: func(p *v1.Pod) { p.Spec.ActiveDeadlineSeconds = ptr(int64(-5)) }, want: []string{"spec.activeDeadlineSeconds"}},
+		{name: "terminationGracePeriodSeconds that overflows a duration", mutate: func(p *v1.Pod) { p.Spec.TerminationGracePeriodSeconds = ptr(int64(math.MaxInt64 / 1000)) },
+			want: []string{"spec.terminationGracePeriodSeconds", "between 0 and 2147483647"}},
+		{name: "probe terminationGracePeriodSeconds 0 or huge", mutate: func(p *v1.Pod) {
+			p.Spec.Containers[0].LivenessProbe = &v1.Probe{Exec: &v1.ExecAction{Command: []string{"true"}}, TerminationGracePeriodSeconds: ptr(int64(0))}
+			p.Spec.Containers[0].StartupProbe = &v1.Probe{Exec: &v1.ExecAction{Command: []string{"true"}}, TerminationGracePeriodSeconds: ptr(int64(1) << 40)}
+		}, want: []string{"spec.containers[0].livenessProbe.terminationGracePeriodSeconds", "spec.containers[0].startupProbe.terminationGracePeriodSeconds"}},
+		{name: "readiness probe with terminationGracePeriodSeconds", mutate: func(p *v1.Pod) {
+			p.Spec.Containers[0].ReadinessProbe = &v1.Probe{Exec: &v1.ExecAction{Command: []string{"true"}}, TerminationGracePeriodSeconds: ptr(int64(5))}
+		}, want: []string{"spec.containers[0].readinessProbe.terminationGracePeriodSeconds"}},
+		{name: "negative probe period and threshold", mutate: func(p *v1.Pod) {
+			p.Spec.Containers[0].ReadinessProbe = &v1.Probe{Exec: &v1.ExecAction{Command: []string{"true"}}, PeriodSeconds: -1, FailureThreshold: -3}
+		}, want: []string{"spec.containers[0].readinessProbe.periodSeconds", "spec.containers[0].readinessProbe.failureThreshold"}},
+		{name: "tolerationSeconds that overflows a duration either way", mutate: func(p *v1.Pod) {
+			p.Spec.Tolerations = []*v1.Toleration{{Key: "k", Operator: "Exists", Effect: "NoExecute", TolerationSeconds: ptr(int64(9999999999))},
+				{Key: "k", Operator: "Exists", Effect: "NoExecute", TolerationSeconds: ptr(int64(-9999999999))}}
+		}, want: []string{"spec.tolerations[0].tolerationSeconds", "spec.tolerations[1].tolerationSeconds"}},
+		{name: "negative tolerationSeconds evicts at once, as Kubernetes", mutate: func(p *v1.Pod) {
+			p.Spec.Tolerations = []*v1.Toleration{{Key: "k", Operator: "Exists", Effect: "NoExecute", TolerationSeconds: ptr(int64(-1))}}
+		}},
+		{name: "preStop sleep longer than the grace period", mutate: func(p *v1.Pod) {
+			p.Spec.TerminationGracePeriodSeconds = ptr(int64(10))
+			p.Spec.Containers[0].Lifecycle = &v1.Lifecycle{PreStop: &v1.LifecycleHandler{Sleep: &v1.SleepAction{Seconds: math.MaxInt64}}}
+		}, want: []string{"spec.containers[0].lifecycle.preStop.sleep.seconds"}},
+		{name: "cpu request whose milli-value overflows", mutate: func(p *v1.Pod) {
+			r := p.Spec.Containers[0].Resources
+			r.Requests["cpu"], r.Limits["cpu"] = "9223372036854775807", "9223372036854775807"
+		}, want: []string{"spec.containers[0].resources.requests[cpu]", "spec.containers[0].resources.limits[cpu]", "must be less than or equal to 9223372036854775807m"}},
+		{name: "memory limit of 100Ei", mutate: func(p *v1.Pod) { p.Spec.Containers[0].Resources.Limits["memory"] = "100Ei" },
+			want: []string{"spec.containers[0].resources.limits[memory]"}},
+		{name: "largest quantity whose milli-value fits", mutate: func(p *v1.Pod) {
+			r := p.Spec.Containers[0].Resources
+			r.Requests["cpu"], r.Limits["cpu"] = "9223372036854775807m", "9223372036854775807m"
+		}},
+		{name: "too many containers", mutate: func(p *v1.Pod) {
+			for i := range MaxContainersPerPod {
+				p.Spec.Containers = append(p.Spec.Containers, &v1.Container{Name: fmt.Sprintf("c%d", i), Command: []string{"true"}})
+			}
+		}, want: []string{"spec.containers", "must have at most 128 items"}},
+		{name: "workingDir leaving the pod folder", mutate: func(p *v1.Pod) { p.Spec.Containers[0].WorkingDir = "data/../../other-pod" },
+			want: []string{"spec.containers[0].workingDir", "must not contain '..'"}},
+		{name: "absolute workingDir with ..", mutate: func(p *v1.Pod) { p.Spec.Containers[0].WorkingDir = "/tmp/../etc" }, want: []string{"spec.containers[0].workingDir"}},
+		{name: "workingDir with dots in names is fine", mutate: func(p *v1.Pod) { p.Spec.Containers[0].WorkingDir = "a..b/.cache" }},
+		{name: "mountPath with .. and a duplicate", mutate: func(p *v1.Pod) {
+			p.Spec.Volumes = []*v1.Volume{{Name: "v", EmptyDir: &v1.EmptyDirVolumeSource{}}}
+			p.Spec.Containers[0].VolumeMounts = []*v1.VolumeMount{{Name: "v", MountPath: "../up"}, {Name: "v", MountPath: "/data"}, {Name: "v", MountPath: "/data/"}}
+		}, want: []string{"spec.containers[0].volumeMounts[0].mountPath", "spec.containers[0].volumeMounts[2].mountPath"}},
+		{name: "annotations over 256 KiB", mutate: func(p *v1.Pod) { p.Metadata.Annotations = map[string]string{"a": strings.Repeat("x", 256<<10)} },
+			want: []string{"metadata.annotations"}},
+		{name: "label value over 63 characters", mutate: func(p *v1.Pod) { p.Metadata.Labels["app"] = strings.Repeat("x", 64) }, want: []string{"metadata.labels"}},
+		{name: "generateName that is no name prefix", mutate: func(p *v1.Pod) { p.Metadata.GenerateName = "Bad_" }, want: []string{"metadata.generateName"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -123,6 +181,23 @@ func TestValidateDeployment(t *testing.T) {
 		{name: "bad percent", mutate: func(d *v1.Deployment) {
 			d.Spec.Strategy = &v1.DeploymentStrategy{Type: "RollingUpdate", RollingUpdate: &v1.RollingUpdateDeployment{MaxSurge: "ten%"}}
 		}, want: "spec.strategy.rollingUpdate.maxSurge"},
+		{name: "maxSurge beyond int32", mutate: func(d *v1.Deployment) {
+			d.Spec.Strategy = &v1.DeploymentStrategy{Type: "RollingUpdate", RollingUpdate: &v1.RollingUpdateDeployment{MaxSurge: "9999999999"}}
+		}, want: "spec.strategy.rollingUpdate.maxSurge"},
+		{name: "300-character template name", mutate: func(d *v1.Deployment) { d.Spec.Template.Metadata.Name = strings.Repeat("a", 300) }, want: "spec.template.metadata.name"},
+		{name: "template annotations over 256 KiB", mutate: func(d *v1.Deployment) {
+			d.Spec.Template.Metadata.Annotations = map[string]string{"big": strings.Repeat("x", 257<<10)}
+		}, want: "spec.template.metadata.annotations"},
+		{name: "template label value over 63 characters", mutate: func(d *v1.Deployment) {
+			d.Spec.Template.Metadata.Labels["tier"] = strings.Repeat("x", 64)
+		}, want: "spec.template.metadata.labels"},
+		{name: "template activeDeadlineSeconds that overflows", mutate: func(d *v1.Deployment) { d.Spec.Template.Spec.ActiveDeadlineSeconds = ptr(int64(9999999999)) },
+			want: "spec.template.spec.activeDeadlineSeconds"},
+		{name: "negative minReadySeconds", mutate: func(d *v1.Deployment) { d.Spec.MinReadySeconds = -1 }, want: "spec.minReadySeconds"},
+		{name: "negative progressDeadlineSeconds", mutate: func(d *v1.Deployment) { d.Spec.MinReadySeconds = -10; d.Spec.ProgressDeadlineSeconds = ptr(int32(-5)) },
+			want: "spec.progressDeadlineSeconds: Invalid value: -5: must be greater than 0"},
+		{name: "name leaving no room for the ReplicaSet hash", mutate: func(d *v1.Deployment) { d.Metadata.Name = strings.Repeat("d", 243) }, want: "metadata.name"},
+		{name: "longest name whose ReplicaSets fit", mutate: func(d *v1.Deployment) { d.Metadata.Name = strings.Repeat("d", 242) }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -140,6 +215,111 @@ func TestValidateDeployment(t *testing.T) {
 				t.Errorf("errors %v do not name %s", agg, tt.want)
 			}
 		})
+	}
+}
+
+func validStatefulSet() *v1.StatefulSet {
+	return &v1.StatefulSet{Metadata: &v1.ObjectMeta{Name: "web"}, Spec: &v1.StatefulSetSpec{
+		Selector:             &v1.LabelSelector{MatchLabels: map[string]string{"app": "web"}},
+		Template:             &v1.PodTemplateSpec{Metadata: &v1.ObjectMeta{Labels: map[string]string{"app": "web"}}, Spec: validPod().Spec},
+		VolumeClaimTemplates: []*v1.PersistentVolumeClaimTemplate{{Metadata: &v1.ObjectMeta{Name: "data"}}},
+	}}
+}
+
+func TestValidateStatefulSet(t *testing.T) {
+	tests := []struct {
+		name   string
+		mutate func(s *v1.StatefulSet)
+		want   []string
+	}{
+		{name: "valid", mutate: func(*v1.StatefulSet) {}},
+		{name: "longest name whose pods, revisions and claims fit", mutate: func(s *v1.StatefulSet) {
+			s.Metadata.Name = strings.Repeat("s", 52)
+			s.Spec.VolumeClaimTemplates[0].Metadata.Name = strings.Repeat("c", 63)
+			s.Spec.Replicas = ptr(int32(math.MaxInt32))
+			s.Spec.Ordinals = &v1.StatefulSetOrdinals{Start: math.MaxInt32}
+		}},
+		{name: "name whose revision label would pass 63 characters", mutate: func(s *v1.StatefulSet) { s.Metadata.Name = strings.Repeat("s", 53) },
+			want: []string{"metadata.name", "no more than 52 characters"}},
+		{name: "name that is a subdomain, not a label", mutate: func(s *v1.StatefulSet) { s.Metadata.Name = "web.db" }, want: []string{"metadata.name"}},
+		{name: "300-character claim template name", mutate: func(s *v1.StatefulSet) { s.Spec.VolumeClaimTemplates[0].Metadata.Name = strings.Repeat("c", 300) },
+			want: []string{"spec.volumeClaimTemplates[0].metadata.name"}},
+		{name: "claim template with a bad label", mutate: func(s *v1.StatefulSet) {
+			s.Spec.VolumeClaimTemplates[0].Metadata.Labels = map[string]string{"k": strings.Repeat("v", 64)}
+		}, want: []string{"spec.volumeClaimTemplates[0].metadata.labels"}},
+		{name: "300-character template name", mutate: func(s *v1.StatefulSet) { s.Spec.Template.Metadata.Name = strings.Repeat("t", 300) },
+			want: []string{"spec.template.metadata.name"}},
+		{name: "negative ranges", mutate: func(s *v1.StatefulSet) {
+			s.Spec.Replicas = ptr(int32(-1))
+			s.Spec.MinReadySeconds = -1
+			s.Spec.RevisionHistoryLimit = ptr(int32(-1))
+			s.Spec.Ordinals = &v1.StatefulSetOrdinals{Start: -1}
+		}, want: []string{"spec.replicas", "spec.minReadySeconds", "spec.revisionHistoryLimit", "spec.ordinals.start"}},
+		{name: "template terminationGracePeriodSeconds that overflows", mutate: func(s *v1.StatefulSet) {
+			s.Spec.Template.Spec.TerminationGracePeriodSeconds = ptr(int64(1) << 40)
+		}, want: []string{"spec.template.spec.terminationGracePeriodSeconds"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := validStatefulSet()
+			tt.mutate(s)
+			Default(s)
+			errs := Validate(s)
+			if len(tt.want) == 0 && len(errs) > 0 {
+				t.Fatalf("unexpected errors: %v", errs)
+			}
+			got := errs.ToAggregate()
+			for _, w := range tt.want {
+				if got == nil || !strings.Contains(got.Error(), w) {
+					t.Errorf("errors %v do not name %s", got, w)
+				}
+			}
+		})
+	}
+}
+
+func TestValidateNodeQuantities(t *testing.T) {
+	n := &v1.Node{Metadata: &v1.ObjectMeta{Name: "n"}, Status: &v1.NodeStatus{
+		Capacity:    map[string]string{"cpu": "9223372036854775807", "memory": "-1Gi", "pods": "110"},
+		Allocatable: map[string]string{"cpu": "4", "memory": "8Gi", "pods": "110"},
+	}}
+	agg := Validate(n).ToAggregate()
+	for _, w := range []string{"status.capacity[cpu]", "status.capacity[memory]"} {
+		if agg == nil || !strings.Contains(agg.Error(), w) {
+			t.Errorf("errors %v do not name %s", agg, w)
+		}
+	}
+	if agg != nil && strings.Contains(agg.Error(), "allocatable") {
+		t.Errorf("a sane allocatable was refused: %v", agg)
+	}
+}
+
+func TestValidateDeleteOptions(t *testing.T) {
+	for _, tt := range []struct {
+		grace *int64
+		ok    bool
+	}{{nil, true}, {ptr(int64(0)), true}, {ptr(int64(-1)), true}, {ptr(int64(math.MaxInt32)), true}, {ptr(int64(math.MaxInt32) + 1), false}, {ptr(int64(math.MaxInt64)), false}} {
+		errs := ValidateDeleteOptions(&v1.DeleteOptions{GracePeriodSeconds: tt.grace})
+		if ok := len(errs) == 0; ok != tt.ok {
+			t.Errorf("grace %v: errors %v, want ok=%v", tt.grace, errs, tt.ok)
+		}
+		if len(errs) > 0 && errs[0].Field != "gracePeriodSeconds" {
+			t.Errorf("grace %v: error names %q", tt.grace, errs[0].Field)
+		}
+	}
+	if errs := ValidateDeleteOptions(nil); len(errs) > 0 {
+		t.Errorf("nil options: %v", errs)
+	}
+}
+
+func TestGenerateNameTruncatesAsKubernetes(t *testing.T) {
+	long := strings.Repeat("r", 250) + "-"
+	got := GenerateName(long, "abcde")
+	if len(got) != 63 || !strings.HasSuffix(got, "abcde") || !strings.HasPrefix(got, "rrr") {
+		t.Errorf("GenerateName(250 chars) = %q (%d characters), want 58 of the prefix and the suffix", got, len(got))
+	}
+	if got := GenerateName("web-", "abcde"); got != "web-abcde" {
+		t.Errorf("GenerateName(web-) = %q", got)
 	}
 }
 
