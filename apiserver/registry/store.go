@@ -280,6 +280,9 @@ func (s *Store) Update(ctx context.Context, in api.Object, status bool) (api.Obj
 		if status {
 			next = proto.Clone(cur).(api.Object)
 			api.SetField(next, "status", api.Field(in, "status"))
+			if errs := api.ValidateUpdate(next, cur); len(errs) > 0 {
+				return nil, invalid(s.kind.Kind, cur.GetMetadata().GetName(), errs)
+			}
 			return next, nil
 		}
 		next = proto.Clone(in).(api.Object)

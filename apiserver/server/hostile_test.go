@@ -6,11 +6,13 @@ import (
 	"math"
 	"strings"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
 	"github.com/kubelite/kubelite/apiserver/apiservertest"
+	"github.com/kubelite/kubelite/internal/api"
 	"github.com/kubelite/kubelite/internal/client"
 	v1 "github.com/kubelite/kubelite/proto/kubelite/v1"
 )
@@ -231,5 +233,87 @@ func TestGeneratedNamesFit(t *testing.T) {
 	}
 	if n := created.Metadata.Name; len(n) != 63 || !strings.HasPrefix(n, strings.Repeat("r", 58)) {
 		t.Errorf("generated name %q (%d characters), want 58 characters of the prefix and 5 random", n, len(n))
+	}
+}
+
+// TestHostileNodeStatusAndLegacyObjects: a status update is validated like
+// any write (a kubelet cannot report a capacity that wraps negative), and an
+// object stored before the bounds existed is not stuck: its finalizer can
+// still be removed, so its delete completes.
+func TestHostileNodeStatusAndLegacyObjects(t *testing.T) {
+	s := apiservertest.Start(t, apiservertest.Options{})
+	etcd := etcdClient(t, s.EtcdURL)
+	nodes := s.Client.Nodes()
+	n, err := nodes.Create(ctx(t), &v1.Node{Metadata: &v1.ObjectMeta{Name: "node-1"},
+		Status: &v1.NodeStatus{Capacity: map[string]string{"cpu": "4", "memory": "8Gi", "pods": "110"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, err := etcd.Get(ctx(t), "/registry/nodes/node-1")
+	if err != nil || len(before.Kvs) != 1 {
+		t.Fatalf("node not in etcd: %v", err)
+	}
+	n.Status.Capacity["cpu"] = "9223372036854775807"
+	_, err = nodes.UpdateStatus(ctx(t), n)
+	if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "status.capacity[cpu]") {
+		t.Fatalf("status update with an overflowing cpu capacity: %v, want InvalidArgument naming status.capacity[cpu]", err)
+	}
+	after, err := etcd.Get(ctx(t), "/registry/nodes/node-1")
+	if err != nil || len(after.Kvs) != 1 || after.Kvs[0].ModRevision != before.Kvs[0].ModRevision {
+		t.Fatalf("a refused status update changed the node in etcd: %v", err)
+	}
+
+	// A pod stored by an older apiserver with an activeDeadlineSeconds the
+	// bounds now refuse, held by a finalizer.
+	legacy := pod("legacy", nil)
+	legacy.Metadata.Namespace = "default"
+	legacy.Metadata.Uid = "legacy-uid"
+	legacy.Metadata.Finalizers = []string{"example.com/hold"}
+	legacy.Spec.ActiveDeadlineSeconds = i64(9999999999)
+	api.Default(legacy)
+	api.SetTypeMeta(legacy, api.KindOf(legacy))
+	data, err := api.Encode(legacy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := etcd.Put(ctx(t), "/registry/pods/default/legacy", string(data)); err != nil {
+		t.Fatal(err)
+	}
+	pods := s.Client.Pods()
+	if _, err := pods.Delete(ctx(t), "default", "legacy", nil); err != nil {
+		t.Fatalf("delete of a legacy pod: %v", err)
+	}
+	var cur *v1.Pod
+	if err := pollUntil(t, func() (bool, error) {
+		cur, err = pods.Get(ctx(t), "default", "legacy")
+		return err == nil && cur.Metadata.DeletionTimestamp != nil, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	cur.Metadata.Finalizers = nil
+	if _, err := pods.Update(ctx(t), cur); err != nil && status.Code(err) != codes.NotFound {
+		t.Fatalf("removing the finalizer of a legacy pod: %v", err)
+	}
+	if resp, _ := etcd.Get(ctx(t), "/registry/pods/default/legacy"); len(resp.Kvs) != 0 {
+		t.Errorf("legacy pod still in etcd after its finalizer went")
+	}
+}
+
+// pollUntil polls cond every 50ms for up to 30s.
+func pollUntil(t *testing.T, cond func() (bool, error)) error {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ok, err := cond()
+		if err != nil {
+			return err
+		}
+		if ok {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("condition not met within 30s")
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

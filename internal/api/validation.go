@@ -132,9 +132,12 @@ func validateStatefulSetName(name string) field.ErrorList {
 }
 
 // ValidateUpdate checks an update of old to new: Validate, plus what
-// Kubernetes makes immutable.
+// Kubernetes makes immutable. A problem the stored object already has is not
+// held against the update (Kubernetes ratchets tightened validation the same
+// way): an object stored before a bound existed can still have its status
+// written and its finalizers removed, so it never gets stuck.
 func ValidateUpdate(newObj, oldObj Object) field.ErrorList {
-	errs := Validate(newObj)
+	errs := ratchet(Validate(newObj), Validate(oldObj))
 	switch n := newObj.(type) {
 	case *v1.Pod:
 		o := oldObj.(*v1.Pod)
@@ -176,6 +179,24 @@ func ValidateUpdate(newObj, oldObj Object) field.ErrorList {
 		}
 	}
 	return errs
+}
+
+// ratchet drops from errs the errors old has too.
+func ratchet(errs, old field.ErrorList) field.ErrorList {
+	if len(errs) == 0 || len(old) == 0 {
+		return errs
+	}
+	had := map[string]bool{}
+	for _, e := range old {
+		had[e.Error()] = true
+	}
+	var out field.ErrorList
+	for _, e := range errs {
+		if !had[e.Error()] {
+			out = append(out, e)
+		}
+	}
+	return out
 }
 
 func sameClaims(a, b []*v1.PersistentVolumeClaimTemplate) bool {

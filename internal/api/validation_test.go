@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"google.golang.org/protobuf/proto"
+
 	v1 "github.com/kubelite/kubelite/proto/kubelite/v1"
 )
 
@@ -372,5 +374,47 @@ func TestLookup(t *testing.T) {
 	}
 	if _, err := Lookup("widgets"); err == nil || !strings.Contains(err.Error(), "pods") {
 		t.Errorf("Lookup(widgets) = %v, want an error listing known resources", err)
+	}
+}
+
+// An object stored before a bound existed is not stuck: updates that keep
+// its old problem pass (its finalizers can go), new problems are refused.
+func TestValidateUpdateRatchetsStoredProblems(t *testing.T) {
+	legacy := validStatefulSet()
+	legacy.Metadata.Name = strings.Repeat("s", 60)
+	legacy.Metadata.Finalizers = []string{"orphan"}
+	Default(legacy)
+	if len(Validate(legacy)) == 0 {
+		t.Fatal("the legacy set is valid; the test needs one that is not")
+	}
+	next := proto.Clone(legacy).(*v1.StatefulSet)
+	next.Metadata.Finalizers = nil
+	next.Spec.Replicas = ptr(int32(3))
+	if errs := ValidateUpdate(next, legacy); len(errs) > 0 {
+		t.Errorf("removing a finalizer of a legacy set: %v", errs)
+	}
+	next.Spec.MinReadySeconds = -1
+	if agg := ValidateUpdate(next, legacy).ToAggregate(); agg == nil || !strings.Contains(agg.Error(), "spec.minReadySeconds") || strings.Contains(agg.Error(), "metadata.name") {
+		t.Errorf("a new problem on a legacy set: %v, want spec.minReadySeconds only", agg)
+	}
+
+	pod := validPod()
+	pod.Spec.ActiveDeadlineSeconds = ptr(int64(9999999999))
+	Default(pod)
+	p2 := proto.Clone(pod).(*v1.Pod)
+	p2.Metadata.Labels["x"] = "y"
+	if errs := ValidateUpdate(p2, pod); len(errs) > 0 {
+		t.Errorf("relabelling a legacy pod: %v", errs)
+	}
+	p2.Spec.ActiveDeadlineSeconds = ptr(int64(8888888888))
+	if agg := ValidateUpdate(p2, pod).ToAggregate(); agg == nil || !strings.Contains(agg.Error(), "spec.activeDeadlineSeconds") {
+		t.Errorf("a new overflowing deadline was accepted: %v", agg)
+	}
+
+	node := &v1.Node{Metadata: &v1.ObjectMeta{Name: "n"}, Status: &v1.NodeStatus{Capacity: map[string]string{"cpu": "4"}}}
+	n2 := proto.Clone(node).(*v1.Node)
+	n2.Status.Capacity["cpu"] = "9223372036854775807"
+	if agg := ValidateUpdate(n2, node).ToAggregate(); agg == nil || !strings.Contains(agg.Error(), "status.capacity[cpu]") {
+		t.Errorf("an overflowing capacity in a status update: %v", agg)
 	}
 }
