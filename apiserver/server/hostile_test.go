@@ -220,16 +220,16 @@ func TestHostileDeleteGracePeriod(t *testing.T) {
 	}
 }
 
-// TestGeneratedNamesFit: a long generateName (a ReplicaSet's, for its pods)
-// is truncated as Kubernetes' name generator does, so the pod is created
-// rather than refused for ever.
+// TestGeneratedNamesFit: a long generateName (a ReplicaSet's, for its pods:
+// "<name>-" with a name of up to 253 characters) is truncated as Kubernetes'
+// name generator does, so the pod is created rather than refused for ever.
 func TestGeneratedNamesFit(t *testing.T) {
 	s := apiservertest.Start(t, apiservertest.Options{})
 	p := pod("", nil)
-	p.Metadata.GenerateName = strings.Repeat("r", 250) + "-"
+	p.Metadata.GenerateName = strings.Repeat("r", 253) + "-"
 	created, err := s.Client.Pods().Create(ctx(t), p)
 	if err != nil {
-		t.Fatalf("pod with a 251-character generateName: %v", err)
+		t.Fatalf("pod with a 254-character generateName: %v", err)
 	}
 	if n := created.Metadata.Name; len(n) != 63 || !strings.HasPrefix(n, strings.Repeat("r", 58)) {
 		t.Errorf("generated name %q (%d characters), want 58 characters of the prefix and 5 random", n, len(n))

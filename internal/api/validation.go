@@ -225,7 +225,9 @@ func validateMeta(m *v1.ObjectMeta, k *Kind, p *field.Path) field.ErrorList {
 		}
 	}
 	if m.GenerateName != "" {
-		for _, msg := range apivalidation.NameIsDNSSubdomain(m.GenerateName, true) {
+		// Only the part GenerateName keeps becomes a name: a ReplicaSet of
+		// 253 characters still names its pods "<name>-".
+		for _, msg := range apivalidation.NameIsDNSSubdomain(GenerateName(m.GenerateName, ""), true) {
 			errs = append(errs, field.Invalid(p.Child("generateName"), m.GenerateName, msg))
 		}
 	}
@@ -479,7 +481,7 @@ func validateQuantity(q resource.Quantity, val string, p *field.Path) field.Erro
 		return field.ErrorList{field.Invalid(p, val, "must be greater than or equal to 0")}
 	}
 	if q.Cmp(*maxQuantity) > 0 {
-		return field.ErrorList{field.Invalid(p, val, "must be less than or equal to "+maxQuantity.String())}
+		return field.ErrorList{field.Invalid(p, val, "must be less than or equal to "+maxQuantity.String()+" (about 9.2e15): its milli-value must fit in 64 bits")}
 	}
 	return nil
 }
