@@ -103,6 +103,13 @@ func TestHostileInputsAreRefusedAndNothingIsWritten(t *testing.T) {
 		{"cpu request whose milli-value overflows", "/registry/pods/default/cpu-huge", func(ctx context.Context) error {
 			return pods(ctx, hostilePod("cpu-huge", func(p *v1.Pod) { p.Spec.Containers[0].Resources.Requests["cpu"] = "9223372036854775807" }))
 		}, "spec.containers[0].resources.requests[cpu]"},
+		{"two cpu requests whose sum overflows", "/registry/pods/default/cpu-sum", func(ctx context.Context) error {
+			return pods(ctx, hostilePod("cpu-sum", func(p *v1.Pod) {
+				p.Spec.Containers[0].Resources.Requests["cpu"] = "5e15"
+				p.Spec.Containers = append(p.Spec.Containers, &v1.Container{Name: "d", Command: []string{"true"},
+					Resources: &v1.ResourceRequirements{Requests: map[string]string{"cpu": "5e15"}}})
+			}))
+		}, "spec.containers[1].resources.requests[cpu]"},
 		{"memory limit of 100Ei", "/registry/pods/default/memory-huge", func(ctx context.Context) error {
 			return pods(ctx, hostilePod("memory-huge", func(p *v1.Pod) {
 				p.Spec.Containers[0].Resources.Limits = map[string]string{"memory": "100Ei"}

@@ -361,6 +361,7 @@ func ValidatePodSpec(s *v1.PodSpec, p *field.Path) field.ErrorList {
 			errs = append(errs, validateHandler(c.Lifecycle.PostStart, s.TerminationGracePeriodSeconds, ports, cp.Child("lifecycle", "postStart"))...)
 		}
 	}
+	errs = append(errs, validatePodRequests(s, p)...)
 	if !contains(restartPolicies, s.RestartPolicy) {
 		errs = append(errs, field.NotSupported(p.Child("restartPolicy"), s.RestartPolicy, restartPolicies))
 	}
@@ -484,6 +485,34 @@ func validateQuantity(q resource.Quantity, val string, p *field.Path) field.Erro
 		return field.ErrorList{field.Invalid(p, val, "must be less than or equal to "+maxQuantity.String()+" (about 9.2e15): its milli-value must fit in 64 bits")}
 	}
 	return nil
+}
+
+// validatePodRequests bounds what the scheduler adds up: the pod's request
+// of each resource, the sum over its containers, obeys the same bound as one
+// quantity, so two large containers cannot wrap the pod's total negative.
+func validatePodRequests(s *v1.PodSpec, p *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	total := map[string]*resource.Quantity{}
+	for i, c := range s.Containers {
+		for name, val := range c.GetResources().GetRequests() {
+			q, err := resource.ParseQuantity(val)
+			if err != nil || q.Sign() < 0 || q.Cmp(*maxQuantity) > 0 {
+				continue // validateResources reports it
+			}
+			t := total[name]
+			if t == nil {
+				t = &resource.Quantity{}
+				total[name] = t
+			}
+			t.Add(q)
+			if t.Cmp(*maxQuantity) > 0 {
+				errs = append(errs, field.Invalid(p.Child("containers").Index(i).Child("resources", "requests").Key(name), val,
+					"the pod's requests of "+name+" add up to more than "+maxQuantity.String()+": the sum's milli-value must fit in 64 bits"))
+				t.Sub(q) // report each container that overflows once
+			}
+		}
+	}
+	return errs
 }
 
 func validateProbe(pr *v1.Probe, ports map[string]bool, p *field.Path, oneSuccess bool) field.ErrorList {

@@ -121,6 +121,11 @@ func TestValidatePod(t *testing.T) {
 		}, want: []string{"spec.containers[0].resources.requests[cpu]", "spec.containers[0].resources.limits[cpu]", "must be less than or equal to 9223372036854775807m"}},
 		{name: "memory limit of 100Ei", mutate: func(p *v1.Pod) { p.Spec.Containers[0].Resources.Limits["memory"] = "100Ei" },
 			want: []string{"spec.containers[0].resources.limits[memory]"}},
+		{name: "two cpu requests whose sum overflows", mutate: func(p *v1.Pod) {
+			p.Spec.Containers[0].Resources = &v1.ResourceRequirements{Requests: map[string]string{"cpu": "5000000000000000"}}
+			p.Spec.Containers = append(p.Spec.Containers, &v1.Container{Name: "second", Command: []string{"true"},
+				Resources: &v1.ResourceRequirements{Requests: map[string]string{"cpu": "5000000000000000"}}})
+		}, want: []string{"spec.containers[1].resources.requests[cpu]", "add up to more than"}},
 		{name: "largest quantity whose milli-value fits", mutate: func(p *v1.Pod) {
 			r := p.Spec.Containers[0].Resources
 			r.Requests["cpu"], r.Limits["cpu"] = "9223372036854775807m", "9223372036854775807m"
