@@ -201,7 +201,7 @@ func (nc *Controller) evict(ctx context.Context, n *v1.Node) {
 				if t.TolerationSeconds == nil {
 					forever = true
 				} else {
-					tolerate = time.Duration(*t.TolerationSeconds) * time.Second
+					tolerate = api.SecondsToDuration(*t.TolerationSeconds)
 				}
 			}
 		}

@@ -12,6 +12,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/api/resource"
 
+	"github.com/kubelite/kubelite/internal/api"
 	"github.com/kubelite/kubelite/internal/client"
 	"github.com/kubelite/kubelite/internal/record"
 	"github.com/kubelite/kubelite/kubelet/prober"
@@ -166,7 +167,7 @@ func (w *podWorker) sync(ctx context.Context) (time.Time, bool) {
 	var next time.Time
 	grace := podGrace(pod)
 	if d := pod.Spec.ActiveDeadlineSeconds; d != nil && !w.terminal {
-		deadline := w.startTime.Add(time.Duration(*d) * time.Second)
+		deadline := w.startTime.Add(api.SecondsToDuration(*d))
 		if !now.Before(deadline) {
 			w.reason, w.message = "DeadlineExceeded", "Pod was active on the node longer than the specified deadline"
 			w.k.rec.Eventf(pod, record.Warning, "DeadlineExceeded", "%s", w.message)
@@ -205,9 +206,9 @@ func (w *podWorker) current(name string) *runtime.Container {
 
 func podGrace(pod *v1.Pod) time.Duration {
 	if g := pod.Metadata.DeletionGracePeriodSeconds; g != nil {
-		return time.Duration(*g) * time.Second
+		return api.SecondsToDuration(*g)
 	}
-	return time.Duration(pod.Spec.GetTerminationGracePeriodSeconds()) * time.Second
+	return api.SecondsToDuration(pod.Spec.GetTerminationGracePeriodSeconds())
 }
 
 // shouldRestart applies restartPolicy to an exit.
@@ -267,17 +268,9 @@ func (w *podWorker) syncContainer(ctx context.Context, pod *v1.Pod, c *v1.Contai
 	}
 	if cur != nil {
 		exit, _ := cur.Exited()
-		if exit.FinishedAt.Sub(cur.StartedAt) >= 2*w.k.cfg.BackOffMax {
-			b.restarts = 0 // it ran long enough: forget earlier crashes
-		}
 		if b.until.IsZero() || b.until.Before(cur.StartedAt) {
-			// First look at this exit: the first restart is immediate, then
-			// base, 2×base, … up to max, counted from the exit.
-			delay := time.Duration(0)
-			if b.restarts > 0 {
-				delay = min(w.k.cfg.BackOffBase<<(b.restarts-1), w.k.cfg.BackOffMax)
-			}
-			b.until = exit.FinishedAt.Add(delay)
+			// First look at this exit: the delay counts from it.
+			b.until, b.restarts = crashLoopUntil(b.restarts, cur.StartedAt, exit.FinishedAt, w.k.cfg.BackOffBase, w.k.cfg.BackOffMax)
 		}
 		if now.Before(b.until) {
 			if b.noted != cur.Attempt {
@@ -314,9 +307,8 @@ func (w *podWorker) start(ctx context.Context, pod *v1.Pod, c *v1.Container, b *
 		}
 	}
 	w.startErr[c.Name] = err.Error()
-	delay := min(w.k.cfg.BackOffBase<<min(b.restarts, 20), w.k.cfg.BackOffMax)
 	b.restarts++
-	b.until = time.Now().Add(delay)
+	b.until = time.Now().Add(crashLoopDelay(b.restarts, w.k.cfg.BackOffBase, w.k.cfg.BackOffMax))
 	w.k.rec.Eventf(pod, record.Warning, "Failed", "Error: %s", err.Error())
 	slog.Warn("cannot start container", "pod", w.podName(pod), "container", c.Name, "err", err)
 }
@@ -549,7 +541,7 @@ func (w *podWorker) terminate(ctx context.Context, pod *v1.Pod) {
 			var msg string
 			if h.Sleep != nil {
 				select {
-				case <-time.After(time.Duration(h.Sleep.Seconds) * time.Second):
+				case <-time.After(api.SecondsToDuration(h.Sleep.Seconds)):
 					ok = true
 				case <-hctx.Done():
 				}

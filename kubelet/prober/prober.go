@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/kubelite/kubelite/internal/api"
 	v1 "github.com/kubelite/kubelite/proto/kubelite/v1"
 )
 
@@ -163,12 +164,12 @@ type Worker struct {
 // Run probes until ctx ends.
 func (w *Worker) Run(ctx context.Context) {
 	p := w.Probe
-	period := time.Duration(max(p.PeriodSeconds, 1)) * time.Second
-	timeout := time.Duration(max(p.TimeoutSeconds, 1)) * time.Second
+	period := api.SecondsToDuration(int64(max(p.PeriodSeconds, 1)))
+	timeout := api.SecondsToDuration(int64(max(p.TimeoutSeconds, 1)))
 	select {
 	case <-ctx.Done():
 		return
-	case <-time.After(time.Duration(p.InitialDelaySeconds) * time.Second):
+	case <-time.After(api.SecondsToDuration(int64(p.InitialDelaySeconds))):
 	}
 	var successes, failures int32
 	var last *bool
