@@ -22,12 +22,18 @@ func crashLoopDelay(restarts int, base, maxDelay time.Duration) time.Duration {
 	return d
 }
 
+// minResetRun is the least running time that can reset the back-off,
+// however small the cap: with a cap of 50 ms, a start slowed down by a
+// busy machine must not count as 100 ms of healthy running.
+const minResetRun = 10 * time.Second
+
 // crashLoopReset says whether an attempt ran long enough that its exit
-// starts a fresh back-off: twice the longest delay of healthy running, as
-// client-go's flowcontrol.Backoff forgets an entry idle for 2×max.
+// starts a fresh back-off: twice the longest delay of healthy running (at
+// least minResetRun), as client-go's flowcontrol.Backoff forgets an entry
+// idle for 2×max (Kubernetes: 10 min with the 5 min cap).
 func crashLoopReset(startedAt, finishedAt time.Time, maxDelay time.Duration) bool {
 	ran := finishedAt.Sub(startedAt)
-	return ran >= maxDelay && ran-maxDelay >= maxDelay // 2×maxDelay without overflowing it
+	return ran >= minResetRun && ran >= maxDelay && ran-maxDelay >= maxDelay // 2×maxDelay without overflowing it
 }
 
 // crashLoopUntil is when a container that exited at finishedAt, after

@@ -105,6 +105,15 @@ func TestCrashLoopUntil(t *testing.T) {
 			}
 		})
 	}
+	// A tiny cap: a slow start is not healthy running.
+	for _, tc := range []struct {
+		ran   time.Duration
+		reset bool
+	}{{150 * time.Millisecond, false}, {5 * time.Second, false}, {minResetRun, true}} {
+		if _, r := crashLoopUntil(100, t0, t0.Add(tc.ran), time.Millisecond, 50*time.Millisecond); (r == 0) != tc.reset {
+			t.Errorf("cap 50ms, ran %v: restarts %d, want reset %v", tc.ran, r, tc.reset)
+		}
+	}
 	// A huge cap: 2×max would overflow, and no run is long enough to reset.
 	if _, r := crashLoopUntil(5, t0, t0.Add(1000*time.Hour), base, math.MaxInt64); r != 5 {
 		t.Errorf("with an unbounded cap a long run reset the count to %d", r)
