@@ -15,6 +15,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
+	"k8s.io/client-go/util/retry"
 
 	"github.com/kubelite/kubelite/internal/api"
 	"github.com/kubelite/kubelite/internal/client"
@@ -150,28 +151,78 @@ func (nc *Controller) markUnknown(ctx context.Context, n *v1.Node) {
 	}
 	nc.rec.Eventf(n, record.Normal, "NodeNotReady", "Node %s status is now: NodeNotReady", n.Metadata.Name)
 	for _, p := range nc.podsOn(n.Metadata.Name) {
-		if api.IsPodTerminal(p) {
-			continue
-		}
-		st := proto.Clone(p.GetStatus()).(*v1.PodStatus)
-		if st == nil {
-			st = &v1.PodStatus{}
-		}
-		st.Phase = "Unknown"
-		for _, c := range st.Conditions {
-			if (c.Type == "Ready" || c.Type == "ContainersReady") && c.Status != "False" {
-				c.Status, c.Reason, c.LastTransitionTime = "False", "NodeLost", now
-			}
-		}
-		for _, cs := range st.ContainerStatuses {
-			cs.Ready = false
-		}
-		u := &v1.Pod{Metadata: &v1.ObjectMeta{Name: p.Metadata.Name, Namespace: p.Metadata.Namespace, Uid: p.Metadata.Uid}, Status: st}
-		if _, err := nc.c.Pods().UpdateStatus(ctx, u); err != nil && !client.IsNotFound(err) && !client.IsConflict(err) {
+		changed, err := nc.markPodUnknown(ctx, p, now)
+		switch {
+		case err != nil && !client.IsNotFound(err):
 			slog.Warn("cannot mark pod Unknown", "pod", api.NamespacedName(p), "err", client.Message(err))
+		case changed:
+			nc.rec.Eventf(p, record.Warning, "NodeNotReady", "Node is not ready")
 		}
-		nc.rec.Eventf(p, record.Warning, "NodeNotReady", "Node is not ready")
 	}
+}
+
+// markPodUnknown sets a pod of a lost node to phase Unknown, not ready. It
+// writes with the resourceVersion it read, never blindly: if the pod
+// changed since (its kubelet wrote a last status before the node went
+// silent), the write conflicts, and the pod is read again and decided
+// again, so a terminal status is never overwritten. It says whether it
+// wrote.
+func (nc *Controller) markPodUnknown(ctx context.Context, p *v1.Pod, now *timestamppb.Timestamp) (bool, error) {
+	changed := false
+	cached := true
+	err := retry.OnError(retry.DefaultRetry, client.IsConflict, func() error {
+		if !cached {
+			fresh, err := nc.c.Pods().Get(ctx, p.Metadata.Namespace, p.Metadata.Name)
+			if err != nil {
+				return err
+			}
+			if fresh.Metadata.Uid != p.Metadata.Uid {
+				return nil // another pod of that name: ours is gone
+			}
+			p = fresh
+		}
+		cached = false
+		st := unknownPodStatus(p, now)
+		if st == nil {
+			return nil
+		}
+		m := p.Metadata
+		u := &v1.Pod{Metadata: &v1.ObjectMeta{Name: m.Name, Namespace: m.Namespace, Uid: m.Uid, ResourceVersion: m.ResourceVersion}, Status: st}
+		if _, err := nc.c.Pods().UpdateStatus(ctx, u); err != nil {
+			return err
+		}
+		changed = true
+		return nil
+	})
+	return changed, err
+}
+
+// unknownPodStatus is the status of a pod whose node stopped reporting:
+// phase Unknown, Ready and ContainersReady False (reason NodeLost), no
+// container ready. It is nil when there is nothing to change: the pod is
+// terminal (Succeeded and Failed are final; only the kubelet knew them),
+// or already marked.
+func unknownPodStatus(p *v1.Pod, now *timestamppb.Timestamp) *v1.PodStatus {
+	if api.IsPodTerminal(p) {
+		return nil
+	}
+	st := proto.Clone(p.GetStatus()).(*v1.PodStatus)
+	if st == nil {
+		st = &v1.PodStatus{}
+	}
+	st.Phase = "Unknown"
+	for _, c := range st.Conditions {
+		if (c.Type == "Ready" || c.Type == "ContainersReady") && c.Status != "False" {
+			c.Status, c.Reason, c.LastTransitionTime = "False", "NodeLost", now
+		}
+	}
+	for _, cs := range st.ContainerStatuses {
+		cs.Ready = false
+	}
+	if proto.Equal(st, p.GetStatus()) {
+		return nil
+	}
+	return st
 }
 
 func (nc *Controller) podsOn(node string) []*v1.Pod {
@@ -201,7 +252,7 @@ func (nc *Controller) evict(ctx context.Context, n *v1.Node) {
 				if t.TolerationSeconds == nil {
 					forever = true
 				} else {
-					tolerate = time.Duration(*t.TolerationSeconds) * time.Second
+					tolerate = api.SecondsToDuration(*t.TolerationSeconds)
 				}
 			}
 		}

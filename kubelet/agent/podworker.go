@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,7 +12,9 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/apimachinery/pkg/util/wait"
 
+	"github.com/kubelite/kubelite/internal/api"
 	"github.com/kubelite/kubelite/internal/client"
 	"github.com/kubelite/kubelite/internal/record"
 	"github.com/kubelite/kubelite/kubelet/prober"
@@ -166,7 +169,7 @@ func (w *podWorker) sync(ctx context.Context) (time.Time, bool) {
 	var next time.Time
 	grace := podGrace(pod)
 	if d := pod.Spec.ActiveDeadlineSeconds; d != nil && !w.terminal {
-		deadline := w.startTime.Add(time.Duration(*d) * time.Second)
+		deadline := w.startTime.Add(api.SecondsToDuration(*d))
 		if !now.Before(deadline) {
 			w.reason, w.message = "DeadlineExceeded", "Pod was active on the node longer than the specified deadline"
 			w.k.rec.Eventf(pod, record.Warning, "DeadlineExceeded", "%s", w.message)
@@ -205,9 +208,9 @@ func (w *podWorker) current(name string) *runtime.Container {
 
 func podGrace(pod *v1.Pod) time.Duration {
 	if g := pod.Metadata.DeletionGracePeriodSeconds; g != nil {
-		return time.Duration(*g) * time.Second
+		return api.SecondsToDuration(*g)
 	}
-	return time.Duration(pod.Spec.GetTerminationGracePeriodSeconds()) * time.Second
+	return api.SecondsToDuration(pod.Spec.GetTerminationGracePeriodSeconds())
 }
 
 // shouldRestart applies restartPolicy to an exit.
@@ -267,17 +270,9 @@ func (w *podWorker) syncContainer(ctx context.Context, pod *v1.Pod, c *v1.Contai
 	}
 	if cur != nil {
 		exit, _ := cur.Exited()
-		if exit.FinishedAt.Sub(cur.StartedAt) >= 2*w.k.cfg.BackOffMax {
-			b.restarts = 0 // it ran long enough: forget earlier crashes
-		}
 		if b.until.IsZero() || b.until.Before(cur.StartedAt) {
-			// First look at this exit: the first restart is immediate, then
-			// base, 2×base, … up to max, counted from the exit.
-			delay := time.Duration(0)
-			if b.restarts > 0 {
-				delay = min(w.k.cfg.BackOffBase<<(b.restarts-1), w.k.cfg.BackOffMax)
-			}
-			b.until = exit.FinishedAt.Add(delay)
+			// First look at this exit: the delay counts from it.
+			b.until, b.restarts = crashLoopUntil(b.restarts, cur.StartedAt, exit.FinishedAt, w.k.cfg.BackOffBase, w.k.cfg.BackOffMax)
 		}
 		if now.Before(b.until) {
 			if b.noted != cur.Attempt {
@@ -314,9 +309,8 @@ func (w *podWorker) start(ctx context.Context, pod *v1.Pod, c *v1.Container, b *
 		}
 	}
 	w.startErr[c.Name] = err.Error()
-	delay := min(w.k.cfg.BackOffBase<<min(b.restarts, 20), w.k.cfg.BackOffMax)
 	b.restarts++
-	b.until = time.Now().Add(delay)
+	b.until = time.Now().Add(crashLoopDelay(b.restarts, w.k.cfg.BackOffBase, w.k.cfg.BackOffMax))
 	w.k.rec.Eventf(pod, record.Warning, "Failed", "Error: %s", err.Error())
 	slog.Warn("cannot start container", "pod", w.podName(pod), "container", c.Name, "err", err)
 }
@@ -549,7 +543,7 @@ func (w *podWorker) terminate(ctx context.Context, pod *v1.Pod) {
 			var msg string
 			if h.Sleep != nil {
 				select {
-				case <-time.After(time.Duration(h.Sleep.Seconds) * time.Second):
+				case <-time.After(api.SecondsToDuration(h.Sleep.Seconds)):
 					ok = true
 				case <-hctx.Done():
 				}
@@ -578,21 +572,68 @@ func (w *podWorker) terminate(ctx context.Context, pod *v1.Pod) {
 	}
 	w.terminal = true
 	st := status.ComputePodStatus(status.Input{Pod: pod, Containers: views, HostIP: w.k.cfg.NodeIP, StartTime: w.startTime, Now: time.Now(), Terminal: true})
-	wctx, wcancel := context.WithTimeout(ctx, 30*time.Second)
-	defer wcancel()
-	if err := w.k.status.Write(wctx, pod, st); err != nil && !client.IsNotFound(err) && !client.IsConflict(err) {
-		slog.Warn("cannot write the final pod status", "pod", w.podName(pod), "err", client.Message(err))
-	}
-	zero := int64(0)
-	uid := pod.Metadata.Uid
-	_, err := w.k.c.Pods().Delete(wctx, pod.Metadata.Namespace, pod.Metadata.Name, &v1.DeleteOptions{GracePeriodSeconds: &zero, Preconditions: &v1.Preconditions{Uid: &uid}})
-	if err != nil && !client.IsNotFound(err) && !client.IsConflict(err) {
-		slog.Warn("cannot delete the pod after stopping it", "pod", w.podName(pod), "err", client.Message(err))
+	if !w.finalDelete(ctx, pod, st) {
+		return // the kubelet stops; the next one finishes the job
 	}
 	if err := w.k.rt.RemovePod(w.uid); err != nil {
 		slog.Warn("cannot remove pod folder", "pod", w.podName(pod), "err", err)
 	}
 	slog.Info("pod terminated", "pod", w.podName(pod), "phase", st.Phase)
+}
+
+// finalDeleteBackoff paces the retries of the final delete: an apiserver
+// that is down or restarting must not leave the pod Terminating for good.
+var finalDeleteBackoff = wait.Backoff{Duration: 200 * time.Millisecond, Factor: 2, Jitter: 0.1, Steps: math.MaxInt32, Cap: 5 * time.Second}
+
+// finalDelete writes the terminal status, then deletes the pod with grace
+// 0 and a uid precondition, as Kubernetes' status manager does once the
+// containers are stopped. It retries, with capped back-off, until the
+// apiserver confirms: the pod is gone (NotFound), its name holds another
+// pod (the uid precondition fails), or only finalizers hold it. It returns
+// false if ctx ended first (the kubelet stops; its successor sees the pod
+// Terminating with nothing running and deletes it).
+func (w *podWorker) finalDelete(ctx context.Context, pod *v1.Pod, st *v1.PodStatus) bool {
+	zero := int64(0)
+	uid := pod.Metadata.Uid
+	opts := &v1.DeleteOptions{GracePeriodSeconds: &zero, Preconditions: &v1.Preconditions{Uid: &uid}}
+	bo := finalDeleteBackoff
+	statusWritten := false
+	for attempt := 1; ; attempt++ {
+		wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		if !statusWritten {
+			err := w.k.status.Write(wctx, pod, st)
+			switch {
+			case err == nil:
+				statusWritten = true
+			case client.IsNotFound(err) || client.IsConflict(err):
+				cancel()
+				return true // gone, or the name holds another pod
+			default:
+				// Still try the delete: the pod going matters more than
+				// its last status.
+				slog.Warn("cannot write the final pod status", "pod", w.podName(pod), "attempt", attempt, "err", client.Message(err))
+			}
+		}
+		_, err := w.k.c.Pods().Delete(wctx, pod.Metadata.Namespace, pod.Metadata.Name, opts)
+		cancel()
+		if err == nil || client.IsNotFound(err) || client.IsConflict(err) {
+			return true
+		}
+		delay := bo.Step()
+		slog.Warn("cannot delete the pod after stopping it; will retry", "pod", w.podName(pod), "attempt", attempt, "retry_in", delay, "err", client.Message(err))
+		t := time.NewTimer(delay)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return false
+		case <-w.wakeCh: // the pod changed, or left the API
+		case <-t.C:
+		}
+		t.Stop()
+		if _, gone := w.snapshot(); gone {
+			return true
+		}
+	}
 }
 
 // volumes prepares the pod's volumes a container mounts and returns mount

@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/kubelite/kubelite/internal/api"
 	v1 "github.com/kubelite/kubelite/proto/kubelite/v1"
 )
 
@@ -85,12 +86,14 @@ func runExec(ctx context.Context, t Target, command []string) (bool, string) {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	cmd.WaitDelay = time.Second
-	out, err := cmd.CombinedOutput()
+	out := &limitedBuffer{limit: maxExecOutput}
+	cmd.Stdout, cmd.Stderr = out, out
+	err := cmd.Run()
 	if ctx.Err() == context.DeadlineExceeded {
 		return false, fmt.Sprintf("command %q timed out", strings.Join(command, " "))
 	}
 	if err != nil {
-		msg := strings.TrimSpace(string(out))
+		msg := strings.TrimSpace(out.String())
 		if msg == "" {
 			msg = err.Error()
 		}
@@ -98,6 +101,28 @@ func runExec(ctx context.Context, t Target, command []string) (bool, string) {
 	}
 	return true, ""
 }
+
+// maxExecOutput is how much of an exec probe's or hook's output the
+// kubelet keeps (Kubernetes: 10 KiB, pkg/probe/exec maxReadLength): a probe
+// that prints megabytes must not grow the kubelet's memory.
+const maxExecOutput = 10 << 10
+
+// limitedBuffer keeps the first limit bytes written to it and drops the
+// rest, while still accepting every write: the command runs to its end
+// instead of dying of a broken pipe, and its exit code still counts.
+type limitedBuffer struct {
+	limit int
+	buf   []byte
+}
+
+func (b *limitedBuffer) Write(p []byte) (int, error) {
+	if room := b.limit - len(b.buf); room > 0 {
+		b.buf = append(b.buf, p[:min(len(p), room)]...)
+	}
+	return len(p), nil
+}
+
+func (b *limitedBuffer) String() string { return string(b.buf) }
 
 func runHTTP(ctx context.Context, t Target, g *v1.HTTPGetAction, timeout time.Duration) (bool, string) {
 	port, err := t.port(g.Port)
@@ -163,12 +188,12 @@ type Worker struct {
 // Run probes until ctx ends.
 func (w *Worker) Run(ctx context.Context) {
 	p := w.Probe
-	period := time.Duration(max(p.PeriodSeconds, 1)) * time.Second
-	timeout := time.Duration(max(p.TimeoutSeconds, 1)) * time.Second
+	period := api.SecondsToDuration(int64(max(p.PeriodSeconds, 1)))
+	timeout := api.SecondsToDuration(int64(max(p.TimeoutSeconds, 1)))
 	select {
 	case <-ctx.Done():
 		return
-	case <-time.After(time.Duration(p.InitialDelaySeconds) * time.Second):
+	case <-time.After(api.SecondsToDuration(int64(p.InitialDelaySeconds))):
 	}
 	var successes, failures int32
 	var last *bool
