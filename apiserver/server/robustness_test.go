@@ -92,7 +92,11 @@ func TestHealthFollowsEtcd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer func() { e.Close() }()
+	defer func() {
+		if e != nil {
+			e.Close()
+		}
+	}()
 	s := apiservertest.Start(t, apiservertest.Options{EtcdEndpoints: []string{etcdURL}, Metrics: true, Configure: func(c *server.Config) {
 		c.HealthCheckInterval = 100 * time.Millisecond
 		c.HealthCheckTimeout = 500 * time.Millisecond
@@ -105,6 +109,7 @@ func TestHealthFollowsEtcd(t *testing.T) {
 	}
 
 	e.Close()
+	e = nil
 	waitFor(t, "NOT_SERVING while etcd is down", func() bool { return healthOf(s) == healthpb.HealthCheckResponse_NOT_SERVING })
 	code, body := healthz(t, s)
 	if code != http.StatusServiceUnavailable || !strings.Contains(body, "etcd does not answer") {
