@@ -127,3 +127,32 @@ func TestWorthDefrag(t *testing.T) {
 		})
 	}
 }
+
+// TestWatchInitialListComesFromTheCache starts watches from resourceVersion
+// "0" on a store without an etcd client: the initial objects come from the
+// watch cache, with no etcd read and no decode per watcher.
+func TestWatchInitialListComesFromTheCache(t *testing.T) {
+	c := testCache(50, 1<<30)
+	close(c.ready)
+	for i := 1; i <= 3; i++ {
+		c.apply(putEvent(t, fmt.Sprintf("p%d", i), int64(i), 10))
+	}
+	sel, err := api.NewSelector(c.store.kind, "default", "", "metadata.name!=p2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 100; i++ {
+		w, err := c.store.Watch(t.Context(), sel, "0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		init := w.Initial()
+		if len(init) != 2 || init[0].Object != c.objects["/registry/pods/default/p1"] || init[1].Object.GetMetadata().GetName() != "p3" {
+			t.Fatalf("initial events = %v, want the cached p1 and p3 (shared, not decoded again)", init)
+		}
+		w.Stop()
+	}
+	if len(c.watchers) != 0 {
+		t.Errorf("%d watchers left registered after Stop", len(c.watchers))
+	}
+}
