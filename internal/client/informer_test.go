@@ -219,7 +219,9 @@ func TestInformersRelistAfterTheWatchCacheOverflows(t *testing.T) {
 		}
 		return invoker(ctx, method, req, reply, cc, opts...)
 	})
-	c, err := client.New(s.Addr, countLists)
+	// Fixed flow-control windows (no BDP growth): what the stalled client
+	// does not read stays on the server.
+	c, err := client.New(s.Addr, countLists, grpc.WithInitialWindowSize(64<<10), grpc.WithInitialConnWindowSize(64<<10))
 	if err != nil {
 		t.Fatal(err)
 	}
