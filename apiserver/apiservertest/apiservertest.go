@@ -42,8 +42,9 @@ func FreePort(t testing.TB) int {
 
 // Server is a running apiserver.
 type Server struct {
-	Addr    string // gRPC host:port
-	EtcdURL string // embedded etcd client URL ("" with external etcd)
+	Addr       string // gRPC host:port
+	EtcdURL    string // embedded etcd client URL ("" with external etcd)
+	MetricsURL string // http://host:port with Options.Metrics
 	Client  *client.Client
 	cancel  context.CancelFunc
 	done    chan error
@@ -57,6 +58,10 @@ type Options struct {
 	DataDir            string
 	// Listen is the gRPC address; a free port when empty.
 	Listen string
+	// Metrics serves /metrics and /healthz on a free port (Server.MetricsURL).
+	Metrics bool
+	// Configure, if set, adjusts the configuration before the start.
+	Configure func(*server.Config)
 }
 
 // Start runs an apiserver until the test ends.
@@ -84,10 +89,18 @@ func Start(t testing.TB, opts Options) *Server {
 		MaxRequestBytes:    3 << 20,
 		ShutdownTimeout:    5 * time.Second,
 	}
+	metricsURL := ""
+	if opts.Metrics {
+		cfg.MetricsAddr = fmt.Sprintf("127.0.0.1:%d", FreePort(t))
+		metricsURL = "http://" + cfg.MetricsAddr
+	}
+	if opts.Configure != nil {
+		opts.Configure(&cfg)
+	}
 	ready := make(chan string, 1)
 	cfg.Ready = func(addr string) { ready <- addr }
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &Server{EtcdURL: etcdURL, cancel: cancel, done: make(chan error, 1)}
+	s := &Server{EtcdURL: etcdURL, MetricsURL: metricsURL, cancel: cancel, done: make(chan error, 1)}
 	go func() { s.done <- server.Run(ctx, cfg) }()
 	select {
 	case s.Addr = <-ready:

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"strings"
 
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 )
 
@@ -20,8 +21,31 @@ var (
 	ErrInvalid       = errors.New("invalid")
 	ErrBadRequest    = errors.New("bad request")
 	ErrTooOld        = errors.New("too old resource version")
+	ErrTooLarge      = errors.New("too large resource version")
 	ErrGone          = errors.New("watch closed")
+	ErrCorrupt       = errors.New("stored value cannot be decoded")
+	ErrNoSpace       = errors.New("etcd space exceeded")
 )
+
+// FromEtcd turns the etcd errors a client can act on into storage errors
+// with a message that says what to do; others pass through.
+func FromEtcd(err error) error {
+	if err == nil {
+		return nil
+	}
+	var e *Error
+	if errors.As(err, &e) {
+		return err
+	}
+	desc := rpctypes.ErrorDesc(err)
+	switch {
+	case strings.Contains(desc, rpctypes.ErrorDesc(rpctypes.ErrGRPCNoSpace)):
+		return newError(ErrNoSpace, "etcd space exceeded (etcd raised its NOSPACE alarm): writes are refused until objects are deleted; the apiserver then compacts, defragments and disarms the alarm")
+	case strings.Contains(desc, rpctypes.ErrorDesc(rpctypes.ErrGRPCRequestTooLarge)):
+		return newError(ErrInvalid, "the request is larger than etcd accepts (etcdserver: request is too large)")
+	}
+	return err
+}
 
 // Error is a storage error with a user-facing message and a sentinel reason.
 type Error struct {

@@ -4,11 +4,13 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"sync"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -24,8 +26,14 @@ type Options struct {
 	// EventTTL is how long Events live (an etcd lease); Kubernetes' default is 1h.
 	EventTTL time.Duration
 	// WatchCacheSize is how many events per resource are kept for watchers
-	// that start from an older resourceVersion.
+	// that start from an older resourceVersion; it also bounds how far one
+	// watcher may fall behind.
 	WatchCacheSize int
+	// WatchCacheBytes bounds the same history in bytes (stored value sizes).
+	WatchCacheBytes int64
+	// MaxObjectBytes is the largest encoded object accepted (Kubernetes:
+	// 1.5 MiB, what etcd accepts by default).
+	MaxObjectBytes int
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
 }
@@ -39,6 +47,12 @@ func (o *Options) setDefaults() {
 	}
 	if o.WatchCacheSize == 0 {
 		o.WatchCacheSize = 20000
+	}
+	if o.WatchCacheBytes == 0 {
+		o.WatchCacheBytes = 32 << 20
+	}
+	if o.MaxObjectBytes == 0 {
+		o.MaxObjectBytes = MaxObjectBytes
 	}
 	if o.Now == nil {
 		o.Now = time.Now
@@ -58,7 +72,7 @@ func New(client *clientv3.Client, opts Options) *Registry {
 	leases := &leaseReuser{client: client, ttl: opts.EventTTL + time.Minute}
 	for _, k := range api.Kinds {
 		s := &Store{kind: k, client: client, opts: opts}
-		s.cache = newWatchCache(s, opts.WatchCacheSize)
+		s.cache = newWatchCache(s, opts.WatchCacheSize, opts.WatchCacheBytes)
 		if k.Kind == "Event" {
 			s.leases = leases
 		}
@@ -122,6 +136,31 @@ func (s *Store) decode(value []byte, modRev int64) (api.Object, error) {
 	return o, nil
 }
 
+// MaxObjectBytes is Kubernetes' limit on one stored object, 1.5 MiB.
+const MaxObjectBytes = 3 << 19
+
+// DecodeErrors counts stored values that could not be decoded and were
+// skipped; the server registers it with its metrics.
+var DecodeErrors = prometheus.NewCounterVec(prometheus.CounterOpts{
+	Name: "apiserver_storage_decode_errors_total",
+	Help: "Values under the registry prefix that could not be decoded and were skipped, by resource.",
+}, []string{"resource"})
+
+// decodeFailed logs and counts an undecodable value: one bad key must not
+// make a whole kind unreadable.
+func (s *Store) decodeFailed(key string, err error) {
+	slog.Warn("skipping undecodable stored object", "resource", s.kind.Resource, "key", key, "err", err)
+	DecodeErrors.WithLabelValues(s.kind.Resource).Inc()
+}
+
+// checkSize refuses an encoded object over the limit before it reaches etcd.
+func (s *Store) checkSize(name string, data []byte) error {
+	if len(data) > s.opts.MaxObjectBytes {
+		return newError(ErrInvalid, "%s %q is invalid: object is %d bytes, more than the limit of %d", s.kind.Kind, name, len(data), s.opts.MaxObjectBytes)
+	}
+	return nil
+}
+
 func randomSuffix() string {
 	const alphabet = "bcdfghjklmnpqrstvwxz2456789"
 	b := make([]byte, 5)
@@ -157,6 +196,9 @@ func (s *Store) Create(ctx context.Context, in api.Object) (api.Object, error) {
 	}
 	data, err := api.Encode(o)
 	if err != nil {
+		return nil, err
+	}
+	if err := s.checkSize(m.Name, data); err != nil {
 		return nil, err
 	}
 	key := s.key(m.Namespace, m.Name)
@@ -212,7 +254,10 @@ func (s *Store) get(ctx context.Context, ns, name string) (api.Object, int64, er
 	}
 	kv := resp.Kvs[0]
 	o, err := s.decode(kv.Value, kv.ModRevision)
-	return o, kv.ModRevision, err
+	if err != nil {
+		return nil, 0, newError(ErrCorrupt, "%s %q: the stored value at %s cannot be decoded: %v", s.kind.Resource, name, kv.Key, err)
+	}
+	return o, kv.ModRevision, nil
 }
 
 const listPageSize = 1000
@@ -244,11 +289,46 @@ func (s *Store) List(ctx context.Context, sel *api.Selector) ([]api.Object, int6
 		for _, kv := range resp.Kvs {
 			o, err := s.decode(kv.Value, kv.ModRevision)
 			if err != nil {
-				return nil, 0, fmt.Errorf("key %s: %w", kv.Key, err)
+				s.decodeFailed(string(kv.Key), err)
+				continue
 			}
 			if sel.Matches(o) {
 				out = append(out, o)
 			}
+		}
+		if !resp.More || len(resp.Kvs) == 0 {
+			return out, rev, nil
+		}
+		key = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
+	}
+}
+
+// listAll reads every object under prefix at one revision, by key, for the
+// watch cache; undecodable values are skipped as List skips them.
+func (s *Store) listAll(ctx context.Context, prefix string) (map[string]api.Object, int64, error) {
+	end := clientv3.GetPrefixRangeEnd(prefix)
+	out := map[string]api.Object{}
+	var rev int64
+	key := prefix
+	for {
+		opts := []clientv3.OpOption{clientv3.WithRange(end), clientv3.WithLimit(listPageSize)}
+		if rev != 0 {
+			opts = append(opts, clientv3.WithRev(rev))
+		}
+		resp, err := s.client.Get(ctx, key, opts...)
+		if err != nil {
+			return nil, 0, err
+		}
+		if rev == 0 {
+			rev = resp.Header.Revision
+		}
+		for _, kv := range resp.Kvs {
+			o, err := s.decode(kv.Value, kv.ModRevision)
+			if err != nil {
+				s.decodeFailed(string(kv.Key), err)
+				continue
+			}
+			out[string(kv.Key)] = o
 		}
 		if !resp.More || len(resp.Kvs) == 0 {
 			return out, rev, nil
@@ -462,6 +542,9 @@ func (s *Store) Delete(ctx context.Context, ns, name string, opts *v1.DeleteOpti
 func (s *Store) putOp(key string, o api.Object) (clientv3.Op, error) {
 	data, err := api.Encode(o)
 	if err != nil {
+		return clientv3.Op{}, err
+	}
+	if err := s.checkSize(o.GetMetadata().GetName(), data); err != nil {
 		return clientv3.Op{}, err
 	}
 	var opts []clientv3.OpOption

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"sort"
 	"strconv"
 	"sync"
 	"time"
@@ -34,54 +35,70 @@ type change struct {
 	rev  int64
 	obj  api.Object // nil on delete
 	prev api.Object // nil on create
+	size int64      // bytes of the stored value, for the cache's byte budget
 }
 
 // watchCache keeps one etcd watch per resource and fans its events out to
-// every gRPC watcher, with a ring of recent changes so a watcher can start
-// from a recent resourceVersion without its own etcd watch.
+// every gRPC watcher. Like the Kubernetes apiserver's cacher it holds the
+// resource's current objects (so a watch's initial list costs no etcd read
+// and no decode) and a history of recent changes, bounded in entries and in
+// bytes, so a watcher can start from a recent resourceVersion.
 type watchCache struct {
-	store *Store
-	size  int
-	ready chan struct{}
+	store      *Store
+	maxEntries int
+	maxBytes   int64
+	ready      chan struct{}
 
-	mu       sync.Mutex // guards the fields below
-	ring     []change   // circular: the last n changes, oldest at ring[head]
-	head, n  int
-	fromRev  int64 // every change after fromRev is in the ring
-	watchers map[*Watcher]struct{}
+	mu        sync.Mutex            // guards the fields below
+	objects   map[string]api.Object // key → current object, as of rev
+	history   []change              // oldest first, from history[head]
+	head      int
+	histBytes int64
+	fromRev   int64         // every change after fromRev is in history
+	rev       int64         // the revision the cache reflects
+	advanced  chan struct{} // closed (and replaced) whenever rev grows
+	watchCtx  context.Context
+	watchers  map[*Watcher]struct{}
 }
 
-func newWatchCache(s *Store, size int) *watchCache {
-	return &watchCache{store: s, size: size, ring: make([]change, size), ready: make(chan struct{}), watchers: map[*Watcher]struct{}{}}
+func newWatchCache(s *Store, maxEntries int, maxBytes int64) *watchCache {
+	return &watchCache{store: s, maxEntries: maxEntries, maxBytes: maxBytes, ready: make(chan struct{}),
+		objects: map[string]api.Object{}, advanced: make(chan struct{}), watchers: map[*Watcher]struct{}{}}
 }
 
 // run follows the resource's key prefix in etcd until ctx ends. If etcd's
-// watch fails (e.g. compacted under it), every watcher ends with ErrTooOld
-// and the cache restarts from the current revision.
+// watch fails (e.g. compacted under it), the cache relists, every watcher
+// ends with ErrTooOld and the cache restarts from the list's revision.
 func (c *watchCache) run(ctx context.Context) {
 	prefix := c.store.kind.KeyPrefix(c.store.opts.Prefix, "")
 	first := true
 	for ctx.Err() == nil {
-		resp, err := c.store.client.Get(ctx, prefix, clientv3.WithPrefix(), clientv3.WithCountOnly())
+		objs, rev, err := c.store.listAll(ctx, prefix)
 		if err != nil {
-			slog.Warn("watch cache: cannot read revision", "resource", c.store.kind.Resource, "err", err)
+			if ctx.Err() == nil {
+				slog.Warn("watch cache: cannot list", "resource", c.store.kind.Resource, "err", err)
+			}
 			select {
 			case <-ctx.Done():
 			case <-time.After(time.Second):
 			}
 			continue
 		}
-		c.reset(resp.Header.Revision)
+		wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
+		c.reset(objs, rev, wctx)
 		if first {
 			close(c.ready)
 			first = false
 		}
-		wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
-		wch := c.store.client.Watch(wctx, prefix, clientv3.WithPrefix(), clientv3.WithRev(resp.Header.Revision+1), clientv3.WithPrevKV())
+		wch := c.store.client.Watch(wctx, prefix, clientv3.WithPrefix(), clientv3.WithRev(rev+1))
 		for wr := range wch {
 			if err := wr.Err(); err != nil {
 				slog.Warn("watch cache: etcd watch ended", "resource", c.store.kind.Resource, "err", err)
 				break
+			}
+			if wr.IsProgressNotify() {
+				c.progress(wr.Header.Revision)
+				continue
 			}
 			for _, ev := range wr.Events {
 				c.apply(ev)
@@ -96,53 +113,83 @@ func (c *watchCache) run(ctx context.Context) {
 	c.mu.Unlock()
 }
 
-func (c *watchCache) reset(rev int64) {
+// reset replaces the cache's state with a fresh list at rev.
+func (c *watchCache) reset(objs map[string]api.Object, rev int64, wctx context.Context) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	clear(c.ring)
-	c.head, c.n = 0, 0
+	c.objects = objs
+	clear(c.history)
+	c.history, c.head, c.histBytes = nil, 0, 0
 	c.fromRev = rev
+	c.watchCtx = wctx
+	c.setRev(rev)
 	for w := range c.watchers {
 		w.stop(newError(ErrTooOld, "too old resource version: the watch cache of %s restarted; relist", c.store.kind.Resource))
 		delete(c.watchers, w)
 	}
 }
 
-func (c *watchCache) apply(ev *clientv3.Event) {
-	ch := change{rev: ev.Kv.ModRevision}
-	if ev.Type == mvccpb.DELETE {
-		ch.rev = ev.Kv.ModRevision
+// setRev moves the cache's revision forward and wakes those waiting for it.
+// c.mu is held.
+func (c *watchCache) setRev(rev int64) {
+	c.rev = rev
+	close(c.advanced)
+	c.advanced = make(chan struct{})
+}
+
+// progress records an etcd progress notification: every change up to rev
+// has been delivered.
+func (c *watchCache) progress(rev int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if rev > c.rev {
+		c.setRev(rev)
 	}
+}
+
+func (c *watchCache) apply(ev *clientv3.Event) {
+	key := string(ev.Kv.Key)
+	ch := change{rev: ev.Kv.ModRevision, size: int64(len(ev.Kv.Key) + len(ev.Kv.Value))}
 	if ev.Type == mvccpb.PUT {
 		o, err := c.store.decode(ev.Kv.Value, ev.Kv.ModRevision)
 		if err != nil {
-			slog.Error("watch cache: undecodable value", "key", string(ev.Kv.Key), "err", err)
-			return
-		}
-		ch.obj = o
-	}
-	if ev.PrevKv != nil {
-		p, err := c.store.decode(ev.PrevKv.Value, ev.PrevKv.ModRevision)
-		if err == nil {
-			ch.prev = p
+			// As List does: the key is skipped, so to watchers it is gone.
+			c.store.decodeFailed(key, err)
+		} else {
+			ch.obj = o
 		}
 	}
-	if ev.Type == mvccpb.DELETE && ch.prev != nil {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if prev, ok := c.objects[key]; ok {
+		ch.prev = prev
+	}
+	if ch.obj != nil {
+		c.objects[key] = ch.obj
+	} else {
+		delete(c.objects, key)
+	}
+	if ch.obj == nil && ch.prev != nil {
 		// A deleted object is reported with the deletion's revision.
 		p := cloneObject(ch.prev)
 		p.GetMetadata().ResourceVersion = strconv.FormatInt(ch.rev, 10)
 		ch.prev = p
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.n == c.size {
-		c.fromRev = c.ring[c.head].rev
-		c.ring[c.head] = ch
-		c.head = (c.head + 1) % c.size
-	} else {
-		c.ring[(c.head+c.n)%c.size] = ch
-		c.n++
+	c.history = append(c.history, ch)
+	c.histBytes += ch.size
+	for n := len(c.history) - c.head; n > 0 && (n > c.maxEntries || c.histBytes > c.maxBytes); n-- {
+		old := c.history[c.head]
+		c.history[c.head] = change{}
+		c.head++
+		c.histBytes -= old.size
+		c.fromRev = old.rev
 	}
+	if c.head > 1024 && c.head > len(c.history)/2 {
+		// Reuse the front of the slice instead of growing for ever.
+		c.history = append(c.history[:0:0], c.history[c.head:]...)
+		c.head = 0
+	}
+	c.setRev(ch.rev)
 	for w := range c.watchers {
 		if !w.send(ch) {
 			delete(c.watchers, w)
@@ -150,20 +197,64 @@ func (c *watchCache) apply(ev *clientv3.Event) {
 	}
 }
 
-// Watcher receives the changes one client asked for.
+// waitFresh waits until the cache reflects etcd's revision rev, asking etcd
+// for a progress notification; false when that takes longer than timeout.
+func (c *watchCache) waitFresh(ctx context.Context, rev int64, timeout time.Duration) bool {
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	asked := false
+	for {
+		c.mu.Lock()
+		cur, advanced, wctx := c.rev, c.advanced, c.watchCtx
+		c.mu.Unlock()
+		if cur >= rev {
+			return true
+		}
+		if !asked && wctx != nil {
+			// Answered by a progress notification once etcd's watch is synced.
+			_ = c.store.client.RequestProgress(wctx)
+			asked = true
+		}
+		select {
+		case <-advanced:
+		case <-deadline.C:
+			return false
+		case <-ctx.Done():
+			return false
+		}
+	}
+}
+
+// Watcher receives the changes one client asked for. Its queue starts empty
+// and grows with what the client has not yet taken, up to max events: a
+// watcher further behind than the watch cache's history could not resume
+// anyway, so it is stopped and its client rewatches or relists.
 type Watcher struct {
 	sel     *api.Selector
 	after   int64
-	ch      chan Event
-	done    chan struct{}
-	once    sync.Once
-	err     error
 	cache   *watchCache
 	initial []Event
+	max     int
+
+	mu     sync.Mutex // guards queue
+	queue  []Event
+	notify chan struct{} // holds a token while queue is non-empty
+	done   chan struct{}
+	once   sync.Once
+	err    error
 }
 
-// Events delivers the watcher's events, in revision order.
-func (w *Watcher) Events() <-chan Event { return w.ch }
+// Ready is signalled when events are waiting; take them with Take.
+func (w *Watcher) Ready() <-chan struct{} { return w.notify }
+
+// Take returns the waiting events, in revision order, and empties the queue.
+func (w *Watcher) Take() []Event {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	q := w.queue
+	w.queue = nil
+	return q
+}
 
 // Done is closed when the watcher ends; Err then says why.
 func (w *Watcher) Done() <-chan struct{} { return w.done }
@@ -178,7 +269,7 @@ func (w *Watcher) Err() error {
 	}
 }
 
-// Initial are the events to send before those of Events (the synthetic
+// Initial are the events to send before the queued ones (the synthetic
 // ADDED events of a watch without a resourceVersion).
 func (w *Watcher) Initial() []Event { return w.initial }
 
@@ -197,8 +288,8 @@ func (w *Watcher) stop(err error) {
 	})
 }
 
-// send filters one change through the watcher's selector; it returns false
-// when the watcher is too slow and was stopped.
+// send filters one change through the watcher's selector and queues it; it
+// returns false when the watcher is too far behind and was stopped.
 func (w *Watcher) send(ch change) bool {
 	if ch.rev <= w.after {
 		return true
@@ -207,13 +298,19 @@ func (w *Watcher) send(ch change) bool {
 	if !ok {
 		return true
 	}
-	select {
-	case w.ch <- ev:
-		return true
-	default:
-		w.stop(newError(ErrGone, "watch of %s closed: the client did not keep up; rewatch from the last resourceVersion", w.cache.store.kind.Resource))
+	w.mu.Lock()
+	if len(w.queue) >= w.max {
+		w.mu.Unlock()
+		w.stop(newError(ErrGone, "watch of %s closed: the client is more than %d events behind; rewatch from the last resourceVersion", w.cache.store.kind.Resource, w.max))
 		return false
 	}
+	w.queue = append(w.queue, ev)
+	w.mu.Unlock()
+	select {
+	case w.notify <- struct{}{}:
+	default:
+	}
+	return true
 }
 
 // translate turns a change into what this watcher sees: an object that
@@ -234,11 +331,16 @@ func (w *Watcher) translate(ch change) (Event, bool) {
 	return Event{}, false
 }
 
-const watcherBuffer = 10000
+// freshTimeout bounds how long a watch without a resourceVersion waits for
+// the cache to catch up with etcd before it lists from etcd instead (the
+// Kubernetes apiserver waits 3s for a consistent read from its cache).
+const freshTimeout = 3 * time.Second
 
-// Watch starts a watcher. An empty or "0" resourceVersion first lists the
-// current state as ADDED events; otherwise changes after rv are sent, or
-// ErrTooOld if that revision is compacted or no longer cached.
+// Watch starts a watcher. Without a resourceVersion it first sends the
+// current state as ADDED events ("" the latest, "0" whatever the cache
+// holds), served from the watch cache; otherwise the changes after rv, or
+// ErrTooOld if the cache no longer holds them, or ErrTooLarge if rv is newer
+// than etcd's revision.
 func (s *Store) Watch(ctx context.Context, sel *api.Selector, resourceVersion string) (*Watcher, error) {
 	c := s.cache
 	select {
@@ -246,51 +348,121 @@ func (s *Store) Watch(ctx context.Context, sel *api.Selector, resourceVersion st
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
-	w := &Watcher{sel: sel, ch: make(chan Event, watcherBuffer), done: make(chan struct{}), cache: c}
-	if resourceVersion == "" || resourceVersion == "0" {
-		objs, rev, err := s.List(ctx, sel)
+	w := &Watcher{sel: sel, cache: c, max: c.maxEntries, notify: make(chan struct{}, 1), done: make(chan struct{})}
+	var rv int64
+	switch resourceVersion {
+	case "":
+		etcdRev, err := s.currentRevision(ctx)
 		if err != nil {
 			return nil, err
 		}
-		for _, o := range objs {
-			w.initial = append(w.initial, Event{Type: Added, Object: o, Rev: rev})
+		if !c.waitFresh(ctx, etcdRev, freshTimeout) {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			return s.watchFromList(ctx, w)
 		}
-		w.after = rev
-	} else {
-		rv, err := strconv.ParseInt(resourceVersion, 10, 64)
+		rv = -1
+	case "0":
+		rv = -1
+	default:
+		var err error
+		rv, err = strconv.ParseInt(resourceVersion, 10, 64)
 		if err != nil || rv < 0 {
 			return nil, newError(ErrBadRequest, "resourceVersion: Invalid value %q: must be a revision number", resourceVersion)
 		}
-		w.after = rv
-		// etcd answers ErrCompacted for a read at a compacted revision.
-		prefix := s.kind.KeyPrefix(s.opts.Prefix, "")
-		if _, err := s.client.Get(ctx, prefix, clientv3.WithPrefix(), clientv3.WithRev(rv), clientv3.WithCountOnly()); err != nil {
-			if errors.Is(err, rpctypes.ErrCompacted) {
-				return nil, newError(ErrTooOld, "too old resource version: %d (compacted)", rv)
-			}
-			if !errors.Is(err, rpctypes.ErrFutureRev) {
-				return nil, err
-			}
+		// One read of a single key at rv: etcd answers ErrCompacted for a
+		// compacted revision and ErrFutureRev for one it has not reached.
+		_, err = s.client.Get(ctx, s.kind.KeyPrefix(s.opts.Prefix, ""), clientv3.WithRev(rv), clientv3.WithCountOnly())
+		switch {
+		case errors.Is(err, rpctypes.ErrCompacted):
+			return nil, newError(ErrTooOld, "too old resource version: %d (compacted)", rv)
+		case errors.Is(err, rpctypes.ErrFutureRev):
+			cur, _ := s.currentRevision(ctx)
+			return nil, newError(ErrTooLarge, "too large resource version: %d, current: %d; relist", rv, cur)
+		case err != nil:
+			return nil, err
 		}
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if w.after < c.fromRev {
-		return nil, newError(ErrTooOld, "too old resource version: %d (%d)", w.after, c.fromRev+1)
+	if rv < 0 {
+		w.initial = c.snapshot(sel)
+		w.after = c.rev
+	} else {
+		if rv < c.fromRev {
+			return nil, newError(ErrTooOld, "too old resource version: %d (%d)", rv, c.fromRev+1)
+		}
+		w.after = rv
+		for _, ch := range c.history[c.head:] {
+			if ch.rev > w.after {
+				if ev, ok := w.translate(ch); ok {
+					w.initial = append(w.initial, ev)
+				}
+			}
+		}
+		if c.rev > w.after {
+			w.after = c.rev
+		}
 	}
-	for i := 0; i < c.n; i++ {
-		ch := c.ring[(c.head+i)%c.size]
-		if ch.rev > w.after {
+	c.watchers[w] = struct{}{}
+	return w, nil
+}
+
+// snapshot is the cache's current state as ADDED events, in key order.
+// c.mu is held.
+func (c *watchCache) snapshot(sel *api.Selector) []Event {
+	keys := make([]string, 0, len(c.objects))
+	for k, o := range c.objects {
+		if sel.Matches(o) {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	evs := make([]Event, len(keys))
+	for i, k := range keys {
+		evs[i] = Event{Type: Added, Object: c.objects[k], Rev: c.rev}
+	}
+	return evs
+}
+
+// watchFromList starts w with a list from etcd: the fallback when the cache
+// does not catch up in time.
+func (s *Store) watchFromList(ctx context.Context, w *Watcher) (*Watcher, error) {
+	objs, rev, err := s.List(ctx, w.sel)
+	if err != nil {
+		return nil, err
+	}
+	for _, o := range objs {
+		w.initial = append(w.initial, Event{Type: Added, Object: o, Rev: rev})
+	}
+	c := s.cache
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if rev < c.fromRev {
+		return nil, newError(ErrTooOld, "too old resource version: %d (%d)", rev, c.fromRev+1)
+	}
+	w.after = rev
+	for _, ch := range c.history[c.head:] {
+		if ch.rev > rev {
 			if ev, ok := w.translate(ch); ok {
 				w.initial = append(w.initial, ev)
 			}
 		}
 	}
-	if c.n > 0 {
-		if last := c.ring[(c.head+c.n-1)%c.size].rev; last > w.after {
-			w.after = last
-		}
+	if c.rev > w.after {
+		w.after = c.rev
 	}
 	c.watchers[w] = struct{}{}
 	return w, nil
+}
+
+// currentRevision is etcd's current revision (a linearizable read of one
+// key, no values).
+func (s *Store) currentRevision(ctx context.Context) (int64, error) {
+	resp, err := s.client.Get(ctx, s.kind.KeyPrefix(s.opts.Prefix, ""), clientv3.WithCountOnly())
+	if err != nil {
+		return 0, err
+	}
+	return resp.Header.Revision, nil
 }

@@ -9,11 +9,14 @@ import (
 	"math/rand/v2"
 	"runtime/debug"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
@@ -27,6 +30,7 @@ func toStatus(err error) error {
 	if err == nil {
 		return nil
 	}
+	err = registry.FromEtcd(err)
 	if _, ok := status.FromError(err); ok {
 		return err
 	}
@@ -40,8 +44,14 @@ func toStatus(err error) error {
 		code = codes.Aborted
 	case errors.Is(err, registry.ErrInvalid), errors.Is(err, registry.ErrBadRequest):
 		code = codes.InvalidArgument
-	case errors.Is(err, registry.ErrTooOld):
+	case errors.Is(err, registry.ErrTooOld), errors.Is(err, registry.ErrTooLarge):
+		// Both make the client relist (Kubernetes: 410 Expired and 504
+		// ResourceVersionTooLarge).
 		code = codes.OutOfRange
+	case errors.Is(err, registry.ErrNoSpace):
+		code = codes.ResourceExhausted
+	case errors.Is(err, registry.ErrCorrupt):
+		code = codes.Internal
 	case errors.Is(err, registry.ErrGone):
 		code = codes.Unavailable
 	case errors.Is(err, context.Canceled):
@@ -62,12 +72,6 @@ func unaryMethod[Req proto.Message](k *api.Kind, name string, newReq func() Req,
 				return nil, err
 			}
 			h := func(ctx context.Context, r any) (resp any, err error) {
-				defer func() {
-					if p := recover(); p != nil {
-						slog.Error("panic in handler", "method", k.Method(name), "panic", p, "stack", string(debug.Stack()))
-						resp, err = nil, status.Errorf(codes.Internal, "internal error in %s", k.Method(name))
-					}
-				}()
 				resp, err = call(ctx, r.(Req))
 				if err != nil {
 					return nil, toStatus(err)
@@ -85,7 +89,7 @@ func unaryMethod[Req proto.Message](k *api.Kind, name string, newReq func() Req,
 // serviceDesc builds the gRPC service of one kind over its store. The
 // method names and message types are those of proto/kubelite/v1/services.proto,
 // so the generated clients, grpcurl and reflection all see the same service.
-func serviceDesc(reg *registry.Registry, kubelets *kubeletDialer, s *registry.Store) *grpc.ServiceDesc {
+func serviceDesc(reg *registry.Registry, kubelets *kubeletDialer, limits *watchLimits, s *registry.Store) *grpc.ServiceDesc {
 	k := s.Kind()
 	newObj := func() api.Object { return k.NewEmpty() }
 	methods := []grpc.MethodDesc{
@@ -129,7 +133,7 @@ func serviceDesc(reg *registry.Registry, kubelets *kubeletDialer, s *registry.St
 	streams := []grpc.StreamDesc{{
 		StreamName:    "Watch",
 		ServerStreams: true,
-		Handler:       func(_ any, stream grpc.ServerStream) error { return watch(s, stream) },
+		Handler:       func(_ any, stream grpc.ServerStream) error { return watch(s, limits, stream) },
 	}}
 	if k.Kind == "Pod" {
 		streams = append(streams, grpc.StreamDesc{
@@ -147,18 +151,29 @@ func serviceDesc(reg *registry.Registry, kubelets *kubeletDialer, s *registry.St
 	}
 }
 
+// watchHook, when set (tests only), runs at the start of every Watch.
+var watchHook atomic.Pointer[func(resource string)]
+
 // watch serves one Watch stream from the store's watch cache.
-func watch(s *registry.Store, stream grpc.ServerStream) error {
+func watch(s *registry.Store, limits *watchLimits, stream grpc.ServerStream) error {
 	k := s.Kind()
 	req := &v1.WatchRequest{}
 	if err := stream.RecvMsg(req); err != nil {
 		return err
+	}
+	if hook := watchHook.Load(); hook != nil {
+		(*hook)(k.Resource)
 	}
 	sel, err := api.NewSelector(k, req.Namespace, req.LabelSelector, req.FieldSelector)
 	if err != nil {
 		return status.Error(codes.InvalidArgument, err.Error())
 	}
 	ctx := stream.Context()
+	release, err := limits.acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer release()
 	w, err := s.Watch(ctx, sel, req.ResourceVersion)
 	if err != nil {
 		return toStatus(err)
@@ -168,40 +183,107 @@ func watch(s *registry.Store, stream grpc.ServerStream) error {
 	if err := stream.SendHeader(metadata.Pairs("kubelite-watch", "established")); err != nil {
 		return err
 	}
-	send := func(ev registry.Event) error {
-		return stream.SendMsg(api.WatchEvent(k, ev.Type, ev.Object))
-	}
-	for _, ev := range w.Initial() {
-		if err := send(ev); err != nil {
-			return err
+	send := func(evs []registry.Event) error {
+		for _, ev := range evs {
+			if err := stream.SendMsg(api.WatchEvent(k, ev.Type, ev.Object)); err != nil {
+				return err
+			}
 		}
+		return nil
+	}
+	if err := send(w.Initial()); err != nil {
+		return err
 	}
 	// Like the Kubernetes apiserver (--min-request-timeout), end every watch
-	// after a random 5 to 10 minutes: clients resume from their last
+	// after a random one to two timeouts: clients resume from their last
 	// resourceVersion, and no stream stays wedged for ever.
-	end := time.NewTimer(5*time.Minute + rand.N(5*time.Minute))
+	end := time.NewTimer(limits.timeout + rand.N(limits.timeout))
 	defer end.Stop()
 	for {
 		select {
 		case <-end.C:
 			return nil
-		case ev := <-w.Events():
-			if err := send(ev); err != nil {
+		case <-w.Ready():
+			if err := send(w.Take()); err != nil {
 				return err
 			}
 		case <-w.Done():
-			for {
-				select {
-				case ev := <-w.Events():
-					if err := send(ev); err != nil {
-						return err
-					}
-				default:
-					return toStatus(w.Err())
-				}
+			if err := send(w.Take()); err != nil {
+				return err
 			}
+			return toStatus(w.Err())
 		case <-ctx.Done():
 			return nil
 		}
 	}
+}
+
+// watchLimits caps open Watch streams, server-wide and per client, so that
+// no client can exhaust the apiserver's memory with watches. A client is a
+// connection (its peer address): kubelite has no per-request identity yet.
+type watchLimits struct {
+	max, perClient int
+	timeout        time.Duration // --min-request-timeout
+
+	mu       sync.Mutex // guards total and byClient
+	total    int
+	byClient map[string]int
+}
+
+func newWatchLimits(max, perClient int, timeout time.Duration) *watchLimits {
+	return &watchLimits{max: max, perClient: perClient, timeout: timeout, byClient: map[string]int{}}
+}
+
+// acquire counts one more watch of the calling client, or refuses it with
+// ResourceExhausted naming the limit; release gives it back.
+func (l *watchLimits) acquire(ctx context.Context) (release func(), err error) {
+	client := "unknown"
+	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
+		client = p.Addr.String()
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.max > 0 && l.total >= l.max {
+		return nil, status.Errorf(codes.ResourceExhausted, "too many watches: the apiserver serves at most %d (--max-watches); retry later", l.max)
+	}
+	if l.perClient > 0 && l.byClient[client] >= l.perClient {
+		return nil, status.Errorf(codes.ResourceExhausted, "too many watches from client %s: at most %d per client (--max-watches-per-client)", client, l.perClient)
+	}
+	l.total++
+	l.byClient[client]++
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			l.mu.Lock()
+			defer l.mu.Unlock()
+			l.total--
+			if l.byClient[client]--; l.byClient[client] == 0 {
+				delete(l.byClient, client)
+			}
+		})
+	}, nil
+}
+
+// recoverUnary turns a panic in a handler into an Internal error, logged
+// with its stack, instead of a crashed apiserver.
+func recoverUnary(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (resp any, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			slog.Error("panic in handler", "method", info.FullMethod, "panic", p, "stack", string(debug.Stack()))
+			resp, err = nil, status.Errorf(codes.Internal, "internal error in %s", info.FullMethod)
+		}
+	}()
+	return h(ctx, req)
+}
+
+// recoverStream does the same for streams (Watch, Logs): the stream ends
+// with Internal and every other stream carries on.
+func recoverStream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			slog.Error("panic in stream handler", "method", info.FullMethod, "panic", p, "stack", string(debug.Stack()))
+			err = status.Errorf(codes.Internal, "internal error in %s", info.FullMethod)
+		}
+	}()
+	return h(srv, ss)
 }

@@ -56,9 +56,35 @@ type Config struct {
 	// CompactionInterval is how often etcd history is compacted (0: never).
 	CompactionInterval time.Duration
 	EventTTL           time.Duration
-	// MaxRequestBytes limits one request's size.
+	// MaxRequestBytes limits one gRPC request's size. It sits above the
+	// largest object (registry.MaxObjectBytes, so an object over that gets a
+	// clear InvalidArgument naming its size) and below the embedded etcd's
+	// request limit (EtcdMaxRequestBytes).
 	MaxRequestBytes int
-	ShutdownTimeout time.Duration
+	// EtcdMaxRequestBytes is the embedded etcd's --max-request-bytes
+	// (default: MaxRequestBytes + 1 MiB of headroom for keys and txn).
+	EtcdMaxRequestBytes int
+	// EtcdQuotaBackendBytes is the embedded etcd's --quota-backend-bytes
+	// (0: etcd's default, 2 GiB).
+	EtcdQuotaBackendBytes int64
+	// DefragMinFreeBytes: after a compaction, a member with at least this
+	// much free space (dbSize - dbSizeInUse) is defragmented.
+	DefragMinFreeBytes int64
+	// MinRequestTimeout: a watch ends after a random one to two of these.
+	MinRequestTimeout time.Duration
+	// MaxWatches and MaxWatchesPerClient cap open Watch streams
+	// server-wide and per client connection (0: no cap).
+	MaxWatches          int
+	MaxWatchesPerClient int
+	// WatchCacheSize and WatchCacheBytes bound each resource's watch
+	// history, in events and in bytes.
+	WatchCacheSize  int
+	WatchCacheBytes int64
+	// HealthCheckInterval and HealthCheckTimeout: how often etcd is probed
+	// for the health service and /healthz, and how long it may take.
+	HealthCheckInterval time.Duration
+	HealthCheckTimeout  time.Duration
+	ShutdownTimeout     time.Duration
 	// Ready, if set, is called with the gRPC address once the server serves.
 	Ready func(addr string)
 }
@@ -84,10 +110,39 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("--etcd-initial-cluster-state %q: expected new or existing", s)
 		}
 	}
-	if c.MaxRequestBytes <= 0 {
-		return fmt.Errorf("--max-request-bytes %d: must be positive", c.MaxRequestBytes)
+	if c.MaxRequestBytes <= registry.MaxObjectBytes {
+		return fmt.Errorf("--max-request-bytes %d: must be more than the object limit of %d bytes, so an oversized object gets a clear error", c.MaxRequestBytes, registry.MaxObjectBytes)
+	}
+	if c.EtcdMaxRequestBytes != 0 && c.EtcdMaxRequestBytes <= c.MaxRequestBytes {
+		return fmt.Errorf("--etcd-max-request-bytes %d: must be more than --max-request-bytes %d, so that what the apiserver accepts etcd accepts too", c.EtcdMaxRequestBytes, c.MaxRequestBytes)
+	}
+	for flag, v := range map[string]int64{"--etcd-quota-backend-bytes": c.EtcdQuotaBackendBytes, "--defrag-min-free-bytes": c.DefragMinFreeBytes,
+		"--max-watches": int64(c.MaxWatches), "--max-watches-per-client": int64(c.MaxWatchesPerClient), "--watch-cache-size": int64(c.WatchCacheSize),
+		"--watch-cache-bytes": c.WatchCacheBytes, "--min-request-timeout": int64(c.MinRequestTimeout),
+		"--health-check-interval": int64(c.HealthCheckInterval), "--health-check-timeout": int64(c.HealthCheckTimeout)} {
+		if v < 0 {
+			return fmt.Errorf("%s %d: must not be negative", flag, v)
+		}
 	}
 	return nil
+}
+
+func (c *Config) setDefaults() {
+	if c.EtcdMaxRequestBytes == 0 {
+		c.EtcdMaxRequestBytes = c.MaxRequestBytes + 1<<20
+	}
+	if c.DefragMinFreeBytes == 0 {
+		c.DefragMinFreeBytes = 32 << 20
+	}
+	if c.MinRequestTimeout == 0 {
+		c.MinRequestTimeout = 5 * time.Minute
+	}
+	if c.HealthCheckInterval == 0 {
+		c.HealthCheckInterval = 5 * time.Second
+	}
+	if c.HealthCheckTimeout == 0 {
+		c.HealthCheckTimeout = 2 * time.Second
+	}
 }
 
 // Run serves until ctx ends, then shuts down in order: stop accepting gRPC
@@ -97,12 +152,16 @@ func Run(ctx context.Context, cfg Config) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
+	cfg.setDefaults()
 	endpoints := cfg.EtcdEndpoints
+	maintEndpoints := endpoints
+	var defrag func(context.Context, string) error
 	var client *clientv3.Client
 	if len(endpoints) == 0 {
 		e, err := StartEmbeddedEtcdMember(EtcdMember{DataDir: cfg.DataDir, ClientURL: cfg.EtcdClientURL, PeerURL: cfg.EtcdPeerURL,
 			AdvertiseClientURL: cfg.EtcdAdvertiseClientURL, AdvertisePeerURL: cfg.EtcdAdvertisePeerURL,
-			Name: cfg.EtcdName, InitialCluster: cfg.EtcdInitialCluster, InitialClusterState: cfg.EtcdInitialClusterState})
+			Name: cfg.EtcdName, InitialCluster: cfg.EtcdInitialCluster, InitialClusterState: cfg.EtcdInitialClusterState,
+			MaxRequestBytes: cfg.EtcdMaxRequestBytes, QuotaBackendBytes: cfg.EtcdQuotaBackendBytes})
 		if err != nil {
 			return err
 		}
@@ -112,6 +171,10 @@ func Run(ctx context.Context, cfg Config) error {
 		// In-process calls: no socket and no serialisation between the
 		// apiserver and its own etcd. Others use the client URL.
 		client = v3client.New(e.Server)
+		// The in-process client reaches only its own member, whatever the
+		// endpoint.
+		maintEndpoints = []string{"embedded"}
+		defrag = func(context.Context, string) error { return e.Server.Defragment() }
 	} else {
 		c, err := clientv3.New(clientv3.Config{
 			Endpoints:   endpoints,
@@ -135,26 +198,30 @@ func Run(ctx context.Context, cfg Config) error {
 
 	regCtx, stopReg := context.WithCancel(context.Background())
 	defer stopReg()
-	reg := registry.New(client, registry.Options{EventTTL: cfg.EventTTL})
+	reg := registry.New(client, registry.Options{EventTTL: cfg.EventTTL, WatchCacheSize: cfg.WatchCacheSize, WatchCacheBytes: cfg.WatchCacheBytes})
 	reg.Start(regCtx)
 	if err := reg.WaitReady(ctx); err != nil {
 		return err
 	}
-	go registry.RunCompactor(regCtx, client, cfg.CompactionInterval)
+	maint := &registry.Maintenance{Client: client, Endpoints: maintEndpoints, DefragMinFreeBytes: cfg.DefragMinFreeBytes, Defragment: defrag}
+	go registry.RunCompactor(regCtx, client, cfg.CompactionInterval, maint.DefragIfWorthwhile)
 
 	metrics := newMetrics()
 	gs := grpc.NewServer(
 		grpc.MaxRecvMsgSize(cfg.MaxRequestBytes),
-		grpc.ChainUnaryInterceptor(metrics.unary),
-		grpc.ChainStreamInterceptor(metrics.stream),
+		// Recovery first, so a panic anywhere below is caught.
+		grpc.ChainUnaryInterceptor(recoverUnary, metrics.unary),
+		grpc.ChainStreamInterceptor(recoverStream, metrics.stream),
 	)
 	kubelets := newKubeletDialer()
 	defer kubelets.close()
+	limits := newWatchLimits(cfg.MaxWatches, cfg.MaxWatchesPerClient, cfg.MinRequestTimeout)
 	for _, k := range api.Kinds {
-		gs.RegisterService(serviceDesc(reg, kubelets, reg.Store(k.Kind)), struct{}{})
+		gs.RegisterService(serviceDesc(reg, kubelets, limits, reg.Store(k.Kind)), struct{}{})
 	}
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(gs, hs)
+	checker := &etcdHealth{client: client, maint: maint, interval: cfg.HealthCheckInterval, timeout: cfg.HealthCheckTimeout, hs: hs}
 	reflection.Register(gs)
 
 	lis, err := net.Listen("tcp", cfg.Listen)
@@ -168,7 +235,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if cfg.MetricsAddr != "" {
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", promhttp.HandlerFor(metrics.registry, promhttp.HandlerOpts{}))
-		mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok")) })
+		mux.HandleFunc("/healthz", checker.healthz)
 		ml, err := net.Listen("tcp", cfg.MetricsAddr)
 		if err != nil {
 			gs.Stop()
@@ -177,7 +244,8 @@ func Run(ctx context.Context, cfg Config) error {
 		httpSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 		go func() { _ = httpSrv.Serve(ml) }()
 	}
-	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	checker.check(ctx)
+	go checker.run(regCtx)
 	slog.Info("apiserver serving", "addr", lis.Addr().String(), "etcd", endpoints)
 	if cfg.Ready != nil {
 		cfg.Ready(lis.Addr().String())
@@ -189,7 +257,7 @@ func Run(ctx context.Context, cfg Config) error {
 		return fmt.Errorf("grpc server: %w", err)
 	}
 	slog.Info("apiserver shutting down")
-	hs.Shutdown()
+	checker.shutdown()
 	if httpSrv != nil {
 		_ = httpSrv.Close()
 	}
@@ -216,6 +284,10 @@ type EtcdMember struct {
 	DataDir, ClientURL, PeerURL               string
 	AdvertiseClientURL, AdvertisePeerURL      string
 	Name, InitialCluster, InitialClusterState string
+	// MaxRequestBytes and QuotaBackendBytes are etcd's flags of those
+	// names; 0 keeps etcd's defaults (1.5 MiB and 2 GiB).
+	MaxRequestBytes   int
+	QuotaBackendBytes int64
 }
 
 // StartEmbeddedEtcdMember starts an embedded etcd member and waits until it
@@ -268,6 +340,12 @@ func StartEmbeddedEtcdMember(m EtcdMember) (*embed.Etcd, error) {
 	if m.InitialClusterState != "" {
 		cfg.ClusterState = m.InitialClusterState
 	}
+	if m.MaxRequestBytes > 0 {
+		cfg.MaxRequestBytes = uint(m.MaxRequestBytes)
+	}
+	if m.QuotaBackendBytes > 0 {
+		cfg.QuotaBackendBytes = m.QuotaBackendBytes
+	}
 	cfg.LogLevel = "error"
 	cfg.Logger = "zap"
 	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(quietEtcdLogger())
@@ -303,7 +381,7 @@ func newMetrics() *metrics {
 		}, []string{"method", "code"}),
 		watches: prometheus.NewGauge(prometheus.GaugeOpts{Name: "apiserver_watchers", Help: "Open Watch streams."}),
 	}
-	m.registry.MustRegister(m.requests, m.watches, prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	m.registry.MustRegister(m.requests, m.watches, registry.DecodeErrors, prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return m
 }
 

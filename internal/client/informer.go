@@ -3,8 +3,11 @@ package client
 import (
 	"context"
 	"log/slog"
+	"math"
 	"sync"
 	"time"
+
+	"k8s.io/apimachinery/pkg/util/wait"
 
 	"github.com/kubelite/kubelite/internal/api"
 	v1 "github.com/kubelite/kubelite/proto/kubelite/v1"
@@ -33,6 +36,8 @@ type Informer[T api.Object] struct {
 	synced   bool
 	handlers []Handler[T]
 	syncCh   chan struct{}
+
+	onSleep func(time.Duration) // tests: sees every back-off delay
 }
 
 // NewInformer watches the objects res serves that req selects (namespace,
@@ -60,45 +65,63 @@ func (i *Informer[T]) AddHandler(h Handler[T]) {
 	}
 }
 
+// watchBackoff is the delay before a failed list or a broken watch is
+// retried: 100ms doubling to 5s, with jitter so that many informers
+// reconnecting to a restarted apiserver do not arrive together.
+var watchBackoff = wait.Backoff{Duration: 100 * time.Millisecond, Factor: 2, Jitter: 0.5, Steps: math.MaxInt32, Cap: 5 * time.Second}
+
+// minHealthyWatch is how long a watch must last, if it delivered nothing,
+// to count as healthy and reset the back-off (client-go's reflector calls a
+// shorter one a "very short watch"). The apiserver ends every watch after
+// a few minutes on purpose; that must not push re-watches towards the cap.
+const minHealthyWatch = time.Second
+
 // Run lists and watches until ctx ends.
 func (i *Informer[T]) Run(ctx context.Context) {
-	backoff := 100 * time.Millisecond
+	backoff := watchBackoff
 	needList := true
 	for ctx.Err() == nil {
 		if needList {
 			if err := i.relist(ctx); err != nil {
+				d := backoff.Step()
 				if ctx.Err() == nil {
-					slog.Warn("informer: list failed", "resource", i.res.kind.Resource, "err", Message(err), "retry_in", backoff)
+					slog.Warn("informer: list failed", "resource", i.res.kind.Resource, "err", Message(err), "retry_in", d)
 				}
-				sleep(ctx, backoff)
-				backoff = min(backoff*2, 5*time.Second)
+				i.sleep(ctx, d)
 				continue
 			}
 			needList = false
 		}
-		err := i.watch(ctx)
+		start := time.Now()
+		events, err := i.watch(ctx)
 		if ctx.Err() != nil {
 			return
 		}
+		if events > 0 || time.Since(start) >= minHealthyWatch {
+			backoff = watchBackoff
+		}
 		if IsTooOld(err) {
+			// Too old or too new a resourceVersion: relist at once.
 			slog.Info("informer: relisting", "resource", i.res.kind.Resource, "reason", Message(err))
 			needList = true
 			continue
 		}
-		if err != nil {
-			slog.Debug("informer: watch ended", "resource", i.res.kind.Resource, "err", Message(err))
-			sleep(ctx, backoff)
-			backoff = min(backoff*2, 5*time.Second)
-			continue
-		}
-		backoff = 100 * time.Millisecond
+		d := backoff.Step()
+		slog.Debug("informer: watch ended", "resource", i.res.kind.Resource, "err", Message(err), "retry_in", d)
+		i.sleep(ctx, d)
 	}
 }
 
-func sleep(ctx context.Context, d time.Duration) {
+// sleep waits d or until ctx ends; tests observe the delays through onSleep.
+func (i *Informer[T]) sleep(ctx context.Context, d time.Duration) {
+	if i.onSleep != nil {
+		i.onSleep(d)
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
 	select {
 	case <-ctx.Done():
-	case <-time.After(d):
+	case <-t.C:
 	}
 }
 
@@ -159,8 +182,9 @@ func notify[T api.Object](handlers []Handler[T], f func(Handler[T])) {
 	}
 }
 
-// watch follows changes from the cached resourceVersion until the stream ends.
-func (i *Informer[T]) watch(ctx context.Context) error {
+// watch follows changes from the cached resourceVersion until the stream
+// ends, and says how many events it delivered.
+func (i *Informer[T]) watch(ctx context.Context) (int, error) {
 	i.mu.RLock()
 	rv := i.rv
 	i.mu.RUnlock()
@@ -168,13 +192,13 @@ func (i *Informer[T]) watch(ctx context.Context) error {
 		Namespace: i.req.Namespace, LabelSelector: i.req.LabelSelector, FieldSelector: i.req.FieldSelector, ResourceVersion: rv,
 	})
 	if err != nil {
-		return err
+		return 0, err
 	}
 	defer w.Stop()
-	for {
+	for n := 0; ; n++ {
 		typ, o, err := w.Recv()
 		if err != nil {
-			return err
+			return n, err
 		}
 		i.apply(typ, o)
 	}

@@ -1,0 +1,121 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"go.etcd.io/etcd/api/v3/etcdserverpb"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/kubelite/kubelite/apiserver/registry"
+)
+
+// etcdHealth probes etcd periodically, with a short timeout, and reports the
+// result on the gRPC health service and /healthz (the Kubernetes apiserver's
+// etcd health check). A NOSPACE alarm also counts as unhealthy, and starts a
+// recovery: compaction, defragmentation, disarm.
+type etcdHealth struct {
+	client            *clientv3.Client
+	maint             *registry.Maintenance
+	interval, timeout time.Duration
+	hs                *health.Server
+
+	mu       sync.Mutex // guards problem, known and stopped
+	problem  string     // why the apiserver is unhealthy; "" when healthy
+	known    bool       // problem has been set at least once
+	stopped  bool
+	recovery sync.Mutex // held while a NOSPACE recovery runs
+}
+
+func (h *etcdHealth) run(ctx context.Context) {
+	t := time.NewTicker(h.interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			h.check(ctx)
+		}
+	}
+}
+
+// check probes etcd once and updates the reported health.
+func (h *etcdHealth) check(ctx context.Context) {
+	cctx, cancel := context.WithTimeout(ctx, h.timeout)
+	defer cancel()
+	problem := ""
+	nospace := false
+	if _, err := h.client.Get(cctx, "health"); err != nil {
+		problem = fmt.Sprintf("etcd does not answer: %v", err)
+	} else if alarms, err := h.client.AlarmList(cctx); err != nil {
+		problem = fmt.Sprintf("etcd does not answer: %v", err)
+	} else {
+		for _, a := range alarms.Alarms {
+			switch a.Alarm {
+			case etcdserverpb.AlarmType_NOSPACE:
+				nospace = true
+				problem = "etcd space exceeded: NOSPACE alarm raised, writes are refused; delete objects, the apiserver compacts, defragments and disarms"
+			case etcdserverpb.AlarmType_CORRUPT:
+				problem = fmt.Sprintf("etcd member %x raised the CORRUPT alarm", a.MemberID)
+			}
+		}
+	}
+	if ctx.Err() != nil {
+		return
+	}
+	h.set(problem)
+	if nospace && h.recovery.TryLock() {
+		go func() {
+			defer h.recovery.Unlock()
+			rctx, cancel := context.WithTimeout(ctx, time.Minute)
+			defer cancel()
+			if err := h.maint.RecoverSpace(rctx); err != nil {
+				slog.Error("etcd NOSPACE recovery failed; retrying at the next health check", "err", err)
+			}
+		}()
+	}
+}
+
+func (h *etcdHealth) set(problem string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.stopped || (h.known && problem == h.problem) {
+		return
+	}
+	h.known = true
+	h.problem = problem
+	if problem == "" {
+		slog.Info("apiserver healthy: etcd answers")
+		h.hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+		return
+	}
+	slog.Error("apiserver unhealthy", "reason", problem)
+	h.hs.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
+}
+
+// shutdown reports NOT_SERVING for good.
+func (h *etcdHealth) shutdown() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.stopped = true
+	h.hs.Shutdown()
+}
+
+// healthz serves /healthz: 200 "ok", or 503 with the reason.
+func (h *etcdHealth) healthz(w http.ResponseWriter, _ *http.Request) {
+	h.mu.Lock()
+	problem := h.problem
+	h.mu.Unlock()
+	if problem != "" {
+		http.Error(w, "unhealthy: "+problem, http.StatusServiceUnavailable)
+		return
+	}
+	_, _ = w.Write([]byte("ok"))
+}
