@@ -123,6 +123,14 @@ func writeJSON(path string, v any) error {
 }
 
 func run(dir string, ready, specIn *os.File) Status {
+	// SIGUSR1 asks for a reopen of the log file: the kubelet renamed it to
+	// rotate it, and lines from now on go to a fresh file at the path. The
+	// handler is in place before the kubelet learns the shim's pid (whose
+	// default action for SIGUSR1 would be to die).
+	reopen := make(chan os.Signal, 1)
+	// It stays caught until the shim exits: a late one must not kill it
+	// before it writes the status.
+	signal.Notify(reopen, syscall.SIGUSR1)
 	if err := setSubreaper(); err != nil {
 		return Status{StartError: "subreaper: " + err.Error()}
 	}
@@ -194,10 +202,6 @@ func run(dir string, ready, specIn *os.File) Status {
 
 	sink := newLogSink(spec.LogPath, logFile, dir+".logerr.json")
 	sink.notify = startNotifier(ready)
-	// SIGUSR1 asks for a reopen of the log file: the kubelet renamed it to
-	// rotate it, and lines from now on go to a fresh file at the path.
-	reopen := make(chan os.Signal, 1)
-	signal.Notify(reopen, syscall.SIGUSR1)
 	go func() {
 		for range reopen {
 			sink.reopen()
@@ -227,7 +231,6 @@ func run(dir string, ready, specIn *os.File) Status {
 	case <-copied:
 	case <-time.After(2 * time.Second):
 	}
-	signal.Stop(reopen)
 
 	s := Status{}
 	switch {
