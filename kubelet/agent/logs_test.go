@@ -71,7 +71,9 @@ func followLogs(t *testing.T, rt *runtime.Runtime, uid string) (*logStream, <-ch
 	s := &logStream{ctx: ctx}
 	done := make(chan error, 1)
 	srv := &logServer{k: &Kubelet{rt: rt}}
-	go func() { done <- srv.ContainerLogs(&v1.ContainerLogRequest{PodUid: uid, Container: "c", Follow: true}, s) }()
+	go func() {
+		done <- srv.ContainerLogs(&v1.ContainerLogRequest{PodUid: uid, Container: "c", Follow: true}, s)
+	}()
 	return s, done
 }
 

@@ -104,7 +104,7 @@ type Container struct {
 	shimPid    int
 	shimStart  uint64
 	rotateMu   sync.RWMutex // held by a rotation; log readers look for the next file under RLock
-	logErr     string     // the first failed log write, "log write failed: ..."
+	logErr     string       // the first failed log write, "log write failed: ..."
 	logDropped int64
 }
 
@@ -231,7 +231,6 @@ func (r *Runtime) statePrefix(uid, name string, attempt int) string {
 func (r *Runtime) LogPath(uid, name string, attempt int) string {
 	return filepath.Join(r.cfg.Root, "logs", attemptName(uid, name, attempt)+".log")
 }
-
 
 func removeAttempt(prefix string) {
 	os.Remove(prefix + ".state.json")
