@@ -36,7 +36,7 @@ type logSink struct {
 	marker string           // file that records a failure for a restarted kubelet
 	notify func(msg string) // tells the running kubelet, without the disk
 	now    func() time.Time // for tests
-	buf    []byte           // one entry
+	buf    []byte           // entries not yet written (at most flushAt and one entry)
 	err    string           // the first failed write, "log write failed: ..."
 	drop   int64            // bytes lost to failed writes
 	marked time.Time        // when the marker was last written
@@ -48,13 +48,19 @@ func newLogSink(path string, f io.WriteCloser, marker string) *logSink {
 		open: func(p string) (io.WriteCloser, error) { return openLog(p) }}
 }
 
-// writeEntry appends one CRI log entry: "<RFC3339Nano> <stream> <P|F> <text>\n".
-// A failed write is counted and reported, and the output dropped: the
-// workload's pipe keeps draining, so it never blocks on a full disk.
+// flushAt is how much the sink gathers before it writes anyway.
+const flushAt = 64 << 10
+
+// writeEntry adds one CRI log entry: "<RFC3339Nano> <stream> <P|F> <text>\n".
+// Entries are written in batches, once the copier has drained what the pipe
+// held (flush) or flushAt is reached: one write per line would cost a
+// system call each. A failed write is counted and reported, and the output
+// dropped: the workload's pipe keeps draining, so it never blocks on a full
+// disk.
 func (s *logSink) writeEntry(stream string, partial bool, text []byte) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	b := s.now().UTC().AppendFormat(s.buf[:0], time.RFC3339Nano)
+	b := s.now().UTC().AppendFormat(s.buf, time.RFC3339Nano)
 	b = append(b, ' ')
 	b = append(b, stream...)
 	if partial {
@@ -65,10 +71,29 @@ func (s *logSink) writeEntry(stream string, partial bool, text []byte) {
 	b = append(b, text...)
 	b = append(b, '\n')
 	s.buf = b
-	n, err := s.w.Write(b)
-	if err != nil {
-		s.failed(err, int64(len(b)-n))
+	if len(s.buf) >= flushAt {
+		s.flushLocked()
 	}
+}
+
+// flush writes the entries gathered so far.
+func (s *logSink) flush() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.flushLocked()
+}
+
+func (s *logSink) flushLocked() {
+	if len(s.buf) == 0 {
+		return
+	}
+	// O_APPEND: whole entries go in one write. A short write is a failure
+	// (the disk filled up midway): the rest is dropped.
+	n, err := s.w.Write(s.buf)
+	if err != nil {
+		s.failed(err, int64(len(s.buf)-n))
+	}
+	s.buf = s.buf[:0]
 }
 
 // failed records a failed write; the caller holds mu.
@@ -105,6 +130,8 @@ func (s *logSink) writeMarker() error {
 func (s *logSink) reopen() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	// Entries gathered before the rename belong to the old file.
+	s.flushLocked()
 	f, err := s.open(s.path)
 	if err != nil {
 		// Keep writing to the renamed file: nothing is lost, and the
@@ -121,6 +148,7 @@ func (s *logSink) reopen() {
 func (s *logSink) failure() (string, int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.flushLocked()
 	if s.err != "" && !s.markOK {
 		s.markOK = s.writeMarker() == nil
 	}
@@ -130,6 +158,7 @@ func (s *logSink) failure() (string, int64) {
 func (s *logSink) close() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.flushLocked()
 	_ = s.w.Close()
 }
 
@@ -148,7 +177,12 @@ func copyLog(s *logSink, r io.ReadCloser, stream string) {
 			s.writeEntry(stream, partial, line)
 		}
 		if err != nil && err != bufio.ErrBufferFull {
+			s.flush()
 			return
+		}
+		if br.Buffered() == 0 {
+			// The next read may wait: what was read is written first.
+			s.flush()
 		}
 	}
 }
