@@ -321,8 +321,11 @@ func (r *Runtime) Start(ctx context.Context, spec ContainerSpec) (*Container, er
 		// runs (a full disk may hold no marker file); EOF when it ends.
 		for {
 			line, err := fromShim.ReadString('\n')
-			if msg, ok := strings.CutPrefix(strings.TrimSpace(line), "logerr "); ok {
+			line = strings.TrimSpace(line)
+			if msg, ok := strings.CutPrefix(line, "logerr "); ok {
 				r.logFailed(c, msg, 0)
+			} else if msg, ok := strings.CutPrefix(line, "warn "); ok {
+				slog.Warn("container shim: "+msg, "pod_uid", c.PodUID, "container", c.Name, "attempt", c.Attempt)
 			}
 			if err != nil {
 				break

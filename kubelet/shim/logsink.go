@@ -136,7 +136,7 @@ func (s *logSink) reopen() {
 	if err != nil {
 		// Keep writing to the renamed file: nothing is lost, and the
 		// kubelet sees no new file and keeps the old one live.
-		s.notify("logerr reopen " + s.path + ": " + err.Error())
+		s.notify("warn cannot reopen the log after a rotation, still writing to the renamed file: " + err.Error())
 		return
 	}
 	_ = s.w.Close()
