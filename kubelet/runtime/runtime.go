@@ -3,8 +3,9 @@
 // containers after a kubelet restart. Everything it knows is on disk under
 // Root, so a restarted kubelet rebuilds it:
 //
-//	<root>/state/<pod uid>_<container>_<attempt>.{state,status}.json
-//	<root>/logs/<pod uid>_<container>_<attempt>.log
+//	<root>/state/<pod uid>_<container>_<attempt>.{state,status,logerr}.json
+//	<root>/logs/<pod uid>_<container>_<attempt>.log     the live log, written by the shim only
+//	<root>/logs/<pod uid>_<container>_<attempt>.log.N   rotated away (1 = newest)
 //	<root>/pods/<pod uid>/          the pod's folder (default working directory)
 //
 // The state and log folders are flat on purpose: a mkdir costs about 0.5 ms

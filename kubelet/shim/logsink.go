@@ -41,6 +41,7 @@ type logSink struct {
 	drop   int64            // bytes lost to failed writes
 	marked time.Time        // when the marker was last written
 	markOK bool             // the marker holds the latest count
+	closed bool             // after close: late output (a writer outside the tree) is dropped
 }
 
 func newLogSink(path string, f io.WriteCloser, marker string) *logSink {
@@ -60,6 +61,9 @@ const flushAt = 64 << 10
 func (s *logSink) writeEntry(stream string, partial bool, text []byte) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.closed {
+		return
+	}
 	b := s.now().UTC().AppendFormat(s.buf, time.RFC3339Nano)
 	b = append(b, ' ')
 	b = append(b, stream...)
@@ -130,6 +134,9 @@ func (s *logSink) writeMarker() error {
 func (s *logSink) reopen() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.closed {
+		return
+	}
 	// Entries gathered before the rename belong to the old file.
 	s.flushLocked()
 	f, err := s.open(s.path)
@@ -159,6 +166,7 @@ func (s *logSink) close() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.flushLocked()
+	s.closed = true
 	_ = s.w.Close()
 }
 

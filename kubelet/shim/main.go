@@ -6,13 +6,19 @@
 //   - starts the workload in its own process group, inside the container's
 //     tracking cgroup (cgroup v2, atomically, CLONE_INTO_CGROUP) and its
 //     limit cgroups (cgroup v1 memory and cpu, joined before exec);
-//   - copies stdout and stderr into the container's log file, one
-//     timestamped line each, in the CRI log format;
+//   - copies stdout and stderr (pipes) into the container's log file, in
+//     the CRI log format, lines split at 16 KiB; it alone writes the file,
+//     so the kubelet rotates it by rename and SIGUSR1 makes the shim reopen
+//     it; a failed write (full disk) drops output, never blocks the
+//     workload, and is reported (start pipe, <prefix>.logerr.json, status);
 //   - writes <prefix>.state.json (pid, pgid, process start time) once
 //     started, and <prefix>.status.json (exit code, signal, OOM) when it
 //     ends, each atomically;
 //   - after the workload's main process exits, kills what is left of the
-//     container and reaps it, so no process and no zombie outlives it.
+//     container (its group, its cgroup, and every descendant, which finds
+//     setsid'd ones without cgroups) and reaps it before it reports the
+//     exit, so no process and no zombie outlives it; the shim itself ends
+//     last, so no writer of its pipes ever gets SIGPIPE.
 //
 // It imports little on purpose: one runs per container, so its memory is
 // counted per pod.
