@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"context"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -65,7 +66,25 @@ func TestEscapedGrandchildDiesWhenTheMainProcessExits(t *testing.T) {
 // A pod delete (RemovePod: SIGKILL to the group) kills the escapee too,
 // while the main process was still running.
 func TestEscapedGrandchildDiesWithItsPod(t *testing.T) {
-	r := newRuntime(t, t.TempDir(), nil)
+	t.Run("without cgroups", func(t *testing.T) { testEscapedGrandchildDiesWithItsPod(t, nil) })
+	t.Run("with cgroups", func(t *testing.T) {
+		cg, reason := DetectCgroups("test-esc-" + strconv.Itoa(os.Getpid()))
+		if !cg.Tracking() {
+			t.Skipf("no tracking cgroup here: %s", reason)
+		}
+		t.Cleanup(func() {
+			for _, d := range []string{cg.trackRoot, cg.memRoot, cg.cpuRoot} {
+				if d != "" {
+					os.Remove(d)
+				}
+			}
+		})
+		testEscapedGrandchildDiesWithItsPod(t, cg)
+	})
+}
+
+func testEscapedGrandchildDiesWithItsPod(t *testing.T, cg *Cgroups) {
+	r := newRuntime(t, t.TempDir(), cg)
 	dir := t.TempDir()
 	c, err := r.Start(context.Background(), ContainerSpec{PodUID: "u-esc2", Name: "c",
 		Command: []string{"sh", "-c", escapee + ` exec sleep 1000`}, WorkingDir: dir})
