@@ -88,11 +88,21 @@ func (c *cluster) pids() []int {
 	files, _ := filepath.Glob(filepath.Join(c.state, "pids", "*.pid"))
 	for _, f := range files {
 		b, _ := os.ReadFile(f)
-		if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
+		if pid := pidInFile(b); pid > 0 {
 			out = append(out, pid)
 		}
 	}
 	return out
+}
+
+// pidInFile is the pid in an up.sh pid file ("PID START_TIME BOOT_ID").
+func pidInFile(b []byte) int {
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return 0
+	}
+	pid, _ := strconv.Atoi(f[0])
+	return pid
 }
 
 // down runs scripts/down.sh and checks that every process it started is gone.
@@ -290,7 +300,7 @@ spec:
 	if err != nil {
 		t.Fatal(err)
 	}
-	kpid, _ := strconv.Atoi(strings.TrimSpace(string(kpidB)))
+	kpid := pidInFile(kpidB)
 	if err := syscall.Kill(kpid, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}

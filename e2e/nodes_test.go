@@ -35,8 +35,7 @@ func (c *cluster) pidOf(name string) int {
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
-	return pid
+	return pidInFile(b)
 }
 
 // fastNodeFailure makes a silent node Unknown after 3 s and evicts after 5 s more.

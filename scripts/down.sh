@@ -9,21 +9,40 @@ repo="$(cd "$(dirname "$0")/.." && pwd)"
 state="${KUBELITE_STATE:-$repo/.state}"
 [ -d "$state" ] || { echo "down: nothing to stop (no $state)"; exit 0; }
 
-ours() { [ -r "/proc/$1/cmdline" ] && tr '\0' ' ' < "/proc/$1/cmdline" | grep -q "bin/$2 "; }
+# A pid file holds "PID START_TIME BOOT_ID" (scripts/up.sh). A pid is
+# signalled only while it is still the process recorded: same boot, same
+# start time (field 22 of /proc/PID/stat), and our binary; a pid reused by
+# an unrelated process is left alone.
+start_time() { # start_time PID
+  local s; s=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+  s=${s##*) }
+  # shellcheck disable=SC2086
+  set -- $s
+  echo "${20}"
+}
+boot_id=$(cat /proc/sys/kernel/random/boot_id)
+ours() { # ours PID START BOOT NAME
+  [ -n "$2" ] && [ "$3" = "$boot_id" ] && [ "$(start_time "$1")" = "$2" ] &&
+    [ -r "/proc/$1/cmdline" ] && tr '\0' ' ' < "/proc/$1/cmdline" | grep -q "bin/$4 "
+}
 
 # Stop the node agents first and the apiserver last.
 for name in kubelet controller-manager scheduler apiserver; do
   for f in "$state"/pids/"$name"*.pid; do
     [ -f "$f" ] || continue
-    pid=$(cat "$f"); comp=$(basename "$f" .pid)
-    if [ -n "$pid" ] && ours "$pid" "$name"; then
+    pid='' start='' boot=''
+    read -r pid start boot <"$f" || true
+    comp=$(basename "$f" .pid)
+    if [ -n "$pid" ] && ours "$pid" "$start" "$boot" "$name"; then
       kill -TERM "$pid" 2>/dev/null || true
-      for _ in $(seq 1 200); do ours "$pid" "$name" || break; sleep 0.1; done
-      if ours "$pid" "$name"; then
+      for _ in $(seq 1 200); do ours "$pid" "$start" "$boot" "$name" || break; sleep 0.1; done
+      if ours "$pid" "$start" "$boot" "$name"; then
         echo "down: $comp (pid $pid) ignored SIGTERM for 20s; sending SIGKILL"
         kill -KILL "$pid" 2>/dev/null || true
       fi
       echo "down: stopped $comp (pid $pid)"
+    elif [ -n "$pid" ] && [ -e "/proc/$pid" ]; then
+      echo "down: $comp: pid $pid is no longer the process up.sh started (start time or boot differs); not signalling it"
     fi
     rm -f "$f"
   done
@@ -37,7 +56,10 @@ for st in "$state"/kubelet-*/state/*.state.json; do
   prefix=${st%.state.json}
   [ -f "$prefix.status.json" ] && continue
   pgid=$(sed -n 's/.*"pgid":\([0-9]*\).*/\1/p' "$st")
-  [ -n "$pgid" ] && kill -0 "$pgid" 2>/dev/null && running+=("$pgid:$prefix")
+  started=$(sed -n 's/.*"startTime":\([0-9]*\).*/\1/p' "$st")
+  # The group leader is the container's main process: signal its group only
+  # while that pid is still the process the shim started.
+  [ -n "$pgid" ] && [ -n "$started" ] && [ "$(start_time "$pgid")" = "$started" ] && running+=("$pgid:$prefix")
 done
 if [ ${#running[@]} -gt 0 ]; then
   for r in "${running[@]}"; do kill -TERM -- "-${r%%:*}" 2>/dev/null || true; done

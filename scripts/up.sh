@@ -26,22 +26,36 @@ binary() { # binary NAME: the program a component runs (kubelet-node-2 -> kubele
   echo "${b%-[0-9]*}"
 }
 
+# A pid file holds "PID START_TIME BOOT_ID": field 22 of /proc/PID/stat and
+# /proc/sys/kernel/random/boot_id when it was started, so a pid reused by
+# another process (after an exit or a reboot) is never taken for ours.
+start_time() { # start_time PID: field 22 of /proc/PID/stat (after the ")" that ends the command name)
+  local s; s=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+  s=${s##*) }
+  # shellcheck disable=SC2086
+  set -- $s
+  echo "${20}"
+}
+boot_id() { cat /proc/sys/kernel/random/boot_id; }
+
 alive() { # alive NAME: the pid file names a live process of ours
-  local f="$state/pids/$1.pid" pid bin; bin=$(binary "$1")
+  local f="$state/pids/$1.pid" pid start boot bin; bin=$(binary "$1")
   [ -f "$f" ] || return 1
-  pid=$(cat "$f")
-  [ -n "$pid" ] && [ -r "/proc/$pid/cmdline" ] && tr '\0' ' ' < "/proc/$pid/cmdline" | grep -q "bin/$bin "
+  read -r pid start boot <"$f" || true
+  [ -n "$pid" ] && [ -n "$start" ] && [ "$boot" = "$(boot_id)" ] && [ "$(start_time "$pid")" = "$start" ] &&
+    [ -r "/proc/$pid/cmdline" ] && tr '\0' ' ' < "/proc/$pid/cmdline" | grep -q "bin/$bin "
 }
 
 start() { # start NAME ARGS...: run bin/<NAME without its -node-N or -N suffix> in the background, logging to the state folder
   local name=$1; shift
   local bin; bin=$(binary "$name")
   if alive "$name"; then
-    echo "up: $name already running (pid $(cat "$state/pids/$name.pid"))"
+    echo "up: $name already running (pid $(cut -d' ' -f1 "$state/pids/$name.pid"))"
     return
   fi
   nohup "$repo/bin/$bin" "$@" >>"$state/logs/$name.log" 2>&1 </dev/null &
-  echo $! >"$state/pids/$name.pid"
+  # The start time is fixed at fork, so reading it after the exec is exact.
+  echo "$! $(start_time $!) $(boot_id)" >"$state/pids/$name.pid"
   echo "up: started $name (pid $!, log $state/logs/$name.log)"
 }
 

@@ -10,9 +10,7 @@ import (
 	"hash/fnv"
 	"log/slog"
 	"net"
-	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -256,9 +254,9 @@ func (k *Kubelet) forget(uid string, terminated bool) {
 	k.status.Forget(uid)
 }
 
-// rotateLogs copies a log file over its size limit to <log>.1 (shifting
-// older ones up to ContainerLogMaxFiles) and truncates it; writers append,
-// so they carry on at the start of the emptied file.
+// rotateLogs rotates container logs over their size limit every 10 s, as
+// the kubelet's container log manager does: by rename, with the shim
+// reopening its file (runtime.RotateLog), so no line is lost.
 func (k *Kubelet) rotateLogs(ctx context.Context) {
 	t := time.NewTicker(10 * time.Second)
 	defer t.Stop()
@@ -268,35 +266,8 @@ func (k *Kubelet) rotateLogs(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		logs, _ := filepath.Glob(k.rt.LogGlob())
-		for _, l := range logs {
-			st, err := os.Stat(l)
-			if err != nil || st.Size() < k.cfg.ContainerLogMaxSize {
-				continue
-			}
-			if err := rotate(l, k.cfg.ContainerLogMaxFiles); err != nil {
-				slog.Warn("log rotation failed", "file", l, "err", err)
-			}
-		}
+		k.rt.RotateLogs(k.cfg.ContainerLogMaxSize, k.cfg.ContainerLogMaxFiles)
 	}
-}
-
-// rotate keeps keep files in all: the live one and keep-1 older copies.
-func rotate(path string, keep int) error {
-	_ = os.Remove(path + "." + strconv.Itoa(keep-1))
-	for i := keep - 2; i >= 1; i-- {
-		_ = os.Rename(path+"."+strconv.Itoa(i), path+"."+strconv.Itoa(i+1))
-	}
-	if keep > 1 {
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return err
-		}
-		if err := os.WriteFile(path+".1", b, 0o644); err != nil {
-			return err
-		}
-	}
-	return os.Truncate(path, 0)
 }
 
 // localAddressTo is the local IP address of the route to the first

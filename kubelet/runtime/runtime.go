@@ -3,8 +3,9 @@
 // containers after a kubelet restart. Everything it knows is on disk under
 // Root, so a restarted kubelet rebuilds it:
 //
-//	<root>/state/<pod uid>_<container>_<attempt>.{state,status}.json
-//	<root>/logs/<pod uid>_<container>_<attempt>.log
+//	<root>/state/<pod uid>_<container>_<attempt>.{state,status,logerr}.json
+//	<root>/logs/<pod uid>_<container>_<attempt>.log     the live log, written by the shim only
+//	<root>/logs/<pod uid>_<container>_<attempt>.log.N   rotated away (1 = newest)
 //	<root>/pods/<pod uid>/          the pod's folder (default working directory)
 //
 // The state and log folders are flat on purpose: a mkdir costs about 0.5 ms
@@ -46,6 +47,8 @@ type shimState struct {
 	StartTime uint64 `json:"startTime"`
 	StartedAt string `json:"startedAt"`
 	ShimPid   int    `json:"shimPid"`
+	// ShimStartTime tells the shim from a process that reused its pid.
+	ShimStartTime uint64 `json:"shimStartTime"`
 }
 
 type shimStatus struct {
@@ -54,6 +57,17 @@ type shimStatus struct {
 	Signal     int    `json:"signal,omitempty"`
 	OOMKilled  bool   `json:"oomKilled,omitempty"`
 	FinishedAt string `json:"finishedAt"`
+	// LogError is the shim's first failed log write (a full disk) and
+	// LogDroppedBytes the output it lost.
+	LogError        string `json:"logError,omitempty"`
+	LogDroppedBytes int64  `json:"logDroppedBytes,omitempty"`
+}
+
+// logFailure is <prefix>.logerr.json, written by the shim while log
+// writes fail, so a restarted kubelet learns of it too.
+type logFailure struct {
+	Error        string `json:"error"`
+	DroppedBytes int64  `json:"droppedBytes"`
 }
 
 // ContainerSpec is one container start.
@@ -88,6 +102,39 @@ type Container struct {
 	dir        string // the state files' path prefix
 	pgid       int
 	startTime  uint64
+	shimPid    int
+	shimStart  uint64
+	rotateMu   sync.RWMutex // held by a rotation; log readers look for the next file under RLock
+	logErr     string       // the first failed log write, "log write failed: ..."
+	logDropped int64
+}
+
+// LogError reports a failed write to the container's log file (output was
+// dropped): "" when every line was written.
+func (c *Container) LogError() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.logErr == "" {
+		return ""
+	}
+	if c.logDropped > 0 {
+		return fmt.Sprintf("%s (%d bytes of output dropped)", c.logErr, c.logDropped)
+	}
+	return c.logErr
+}
+
+// setLogError records a log write failure; it reports whether it is new.
+func (c *Container) setLogError(msg string, dropped int64) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	isNew := c.logErr == "" && msg != ""
+	if c.logErr == "" {
+		c.logErr = msg
+	}
+	if dropped > c.logDropped {
+		c.logDropped = dropped
+	}
+	return isNew
 }
 
 // Exit is how a container ended.
@@ -116,6 +163,12 @@ func (c *Container) setExit(s shimStatus) {
 	}
 	c.exited = true
 	c.exitCode, c.signal, c.oomKilled = s.ExitCode, s.Signal, s.OOMKilled
+	if s.LogError != "" {
+		if c.logErr == "" {
+			c.logErr = s.LogError
+		}
+		c.logDropped = max(c.logDropped, s.LogDroppedBytes)
+	}
 	c.finishedAt, _ = time.Parse(time.RFC3339Nano, s.FinishedAt)
 	if c.finishedAt.IsZero() {
 		c.finishedAt = time.Now()
@@ -180,12 +233,10 @@ func (r *Runtime) LogPath(uid, name string, attempt int) string {
 	return filepath.Join(r.cfg.Root, "logs", attemptName(uid, name, attempt)+".log")
 }
 
-// LogGlob matches every container log file.
-func (r *Runtime) LogGlob() string { return filepath.Join(r.cfg.Root, "logs", "*.log") }
-
 func removeAttempt(prefix string) {
 	os.Remove(prefix + ".state.json")
 	os.Remove(prefix + ".status.json")
+	os.Remove(prefix + ".logerr.json")
 }
 
 // StartError is a container that could not be started (RunContainerError).
@@ -242,9 +293,10 @@ func (r *Runtime) Start(ctx context.Context, spec ContainerSpec) (*Container, er
 	}
 	_, _ = specW.Write(specJSON) // well under the pipe buffer
 	specW.Close()
-	line, _ := bufio.NewReader(readR).ReadString('\n')
-	readR.Close()
+	fromShim := bufio.NewReader(readR)
+	line, _ := fromShim.ReadString('\n')
 	if strings.TrimSpace(line) != "started" {
+		readR.Close()
 		_ = cmd.Wait()
 		st, err := readStatus(dir)
 		msg := st.StartError
@@ -257,6 +309,7 @@ func (r *Runtime) Start(ctx context.Context, spec ContainerSpec) (*Container, er
 	}
 	c, err := r.load(spec.PodUID, spec.Name, attempt)
 	if err != nil {
+		readR.Close()
 		_ = cmd.Process.Kill()
 		_ = cmd.Wait()
 		return nil, err
@@ -265,6 +318,21 @@ func (r *Runtime) Start(ctx context.Context, spec ContainerSpec) (*Container, er
 	r.containers[key(spec.PodUID, spec.Name)] = append(r.containers[key(spec.PodUID, spec.Name)], c)
 	r.mu.Unlock()
 	go func() {
+		// The shim reports log write failures on the start pipe while it
+		// runs (a full disk may hold no marker file); EOF when it ends.
+		for {
+			line, err := fromShim.ReadString('\n')
+			line = strings.TrimSpace(line)
+			if msg, ok := strings.CutPrefix(line, "logerr "); ok {
+				r.logFailed(c, msg, 0)
+			} else if msg, ok := strings.CutPrefix(line, "warn "); ok {
+				slog.Warn("container shim: "+msg, "pod_uid", c.PodUID, "container", c.Name, "attempt", c.Attempt)
+			}
+			if err != nil {
+				break
+			}
+		}
+		readR.Close()
 		_ = cmd.Wait() // the shim is our child: reap it
 		r.collect(c)
 	}()
@@ -280,10 +348,21 @@ func (r *Runtime) collect(c *Container) {
 		_ = writeJSON(c.dir+".status.json", st)
 		slog.Warn("container shim ended without a status; reporting exit 137", "pod_uid", c.PodUID, "container", c.Name)
 	}
+	if st.LogError != "" {
+		r.logFailed(c, st.LogError, st.LogDroppedBytes)
+	}
 	c.setExit(st)
 	r.cfg.Cgroups.removeTrack(c.PodUID, c.Name, c.Attempt)
 	if r.cfg.OnExit != nil {
 		r.cfg.OnExit(c.PodUID)
+	}
+}
+
+// logFailed records and logs (once) a container's failed log writes.
+func (r *Runtime) logFailed(c *Container, msg string, dropped int64) {
+	if c.setLogError(msg, dropped) {
+		slog.Warn("container log output is being dropped", "pod_uid", c.PodUID, "container", c.Name,
+			"attempt", c.Attempt, "log", c.LogPath, "err", msg)
 	}
 }
 
@@ -295,8 +374,13 @@ func (r *Runtime) load(uid, name string, attempt int) (*Container, error) {
 		return nil, err
 	}
 	c := &Container{PodUID: uid, Name: name, Attempt: attempt, Pid: st.Pid, LogPath: r.LogPath(uid, name, attempt),
-		done: make(chan struct{}), dir: dir, pgid: st.Pgid, startTime: st.StartTime}
+		done: make(chan struct{}), dir: dir, pgid: st.Pgid, startTime: st.StartTime,
+		shimPid: st.ShimPid, shimStart: st.ShimStartTime}
 	c.StartedAt, _ = time.Parse(time.RFC3339Nano, st.StartedAt)
+	var lf logFailure
+	if readJSON(dir+".logerr.json", &lf) == nil && lf.Error != "" {
+		r.logFailed(c, lf.Error, lf.DroppedBytes)
+	}
 	return c, nil
 }
 
@@ -384,6 +468,12 @@ func (r *Runtime) watchAdopted(cs []*Container) {
 			if _, err := os.Stat(c.dir + ".status.json"); err == nil {
 				r.collect(c)
 				continue
+			}
+			if c.LogError() == "" {
+				var lf logFailure
+				if readJSON(c.dir+".logerr.json", &lf) == nil && lf.Error != "" {
+					r.logFailed(c, lf.Error, lf.DroppedBytes)
+				}
 			}
 			if procStartTime(c.Pid) != c.startTime {
 				// The workload is gone; give its shim a moment to write.
@@ -546,4 +636,98 @@ func procStartTime(pid int) uint64 {
 	}
 	v, _ := strconv.ParseUint(f[19], 10, 64)
 	return v
+}
+
+// running lists the containers whose process has not ended.
+func (r *Runtime) running() []*Container {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []*Container
+	for _, list := range r.containers {
+		for _, c := range list {
+			if _, done := c.Exited(); !done {
+				out = append(out, c)
+			}
+		}
+	}
+	return out
+}
+
+// RotateLogs rotates the log of every running container whose file has
+// reached maxSize, keeping maxFiles files per container (the live one
+// included), as the kubelet's container log manager does.
+func (r *Runtime) RotateLogs(maxSize int64, maxFiles int) {
+	for _, c := range r.running() {
+		st, err := os.Stat(c.LogPath)
+		if err != nil || st.Size() < maxSize {
+			continue
+		}
+		if err := r.RotateLog(c, maxFiles); err != nil {
+			slog.Warn("log rotation failed", "pod_uid", c.PodUID, "container", c.Name, "log", c.LogPath, "err", err)
+		}
+	}
+}
+
+// reopenWait bounds how long RotateLog waits for the shim's fresh file.
+const reopenWait = 5 * time.Second
+
+// RotateLog rotates a running container's log by rename: <log>.1 .. <log>.N
+// shift up (the oldest beyond keep-1 is dropped), the live file becomes
+// <log>.1, and the shim, asked with SIGUSR1, opens a fresh file at the path
+// (a CRI runtime's ReopenContainerLog). Only the shim writes the file, and
+// it writes each line to exactly one of the two files, so no line is lost
+// or doubled: there is no copy and no truncate. A follower that sees the
+// path's inode change reads the rest of the old file, then the new one.
+func (r *Runtime) RotateLog(c *Container, keep int) error {
+	c.rotateMu.Lock()
+	defer c.rotateMu.Unlock()
+	if _, done := c.Exited(); done {
+		return nil // an ended container's log no longer grows
+	}
+	if !r.shimAlive(c) {
+		return nil // the container is ending: its log no longer grows
+	}
+	if keep < 2 {
+		keep = 2 // the renamed file lives until the shim has let go of it
+	}
+	_ = os.Remove(c.LogPath + "." + strconv.Itoa(keep-1))
+	for i := keep - 2; i >= 1; i-- {
+		_ = os.Rename(c.LogPath+"."+strconv.Itoa(i), c.LogPath+"."+strconv.Itoa(i+1))
+	}
+	old := c.LogPath + ".1"
+	if err := os.Rename(c.LogPath, old); err != nil {
+		return err
+	}
+	if err := syscall.Kill(c.shimPid, syscall.SIGUSR1); err != nil {
+		_ = os.Rename(old, c.LogPath)
+		if err == syscall.ESRCH {
+			return nil // the shim ended in between: its log no longer grows
+		}
+		return fmt.Errorf("ask the shim (pid %d) to reopen the log: %w", c.shimPid, err)
+	}
+	deadline := time.Now().Add(reopenWait)
+	for {
+		if _, err := os.Stat(c.LogPath); err == nil {
+			return nil
+		}
+		_, done := c.Exited()
+		if done || !r.shimAlive(c) {
+			// The shim ended before reopening: nothing will create the path,
+			// so the last file goes back to its place.
+			if _, err := os.Stat(c.LogPath); errors.Is(err, os.ErrNotExist) {
+				_ = os.Rename(old, c.LogPath)
+			}
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the shim (pid %d) did not reopen %s within %v", c.shimPid, c.LogPath, reopenWait)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// shimAlive reports whether the container's shim still runs (same pid and
+// start time as it recorded: never a process that reused the pid).
+func (r *Runtime) shimAlive(c *Container) bool {
+	return c.shimPid > 0 && c.shimStart != 0 && procStartTime(c.shimPid) == c.shimStart
 }

@@ -6,25 +6,30 @@
 //   - starts the workload in its own process group, inside the container's
 //     tracking cgroup (cgroup v2, atomically, CLONE_INTO_CGROUP) and its
 //     limit cgroups (cgroup v1 memory and cpu, joined before exec);
-//   - copies stdout and stderr into the container's log file, one
-//     timestamped line each, in the CRI log format;
+//   - copies stdout and stderr (pipes) into the container's log file, in
+//     the CRI log format, lines split at 16 KiB; it alone writes the file,
+//     so the kubelet rotates it by rename and SIGUSR1 makes the shim reopen
+//     it; a failed write (full disk) drops output, never blocks the
+//     workload, and is reported (start pipe, <prefix>.logerr.json, status);
 //   - writes <prefix>.state.json (pid, pgid, process start time) once
 //     started, and <prefix>.status.json (exit code, signal, OOM) when it
 //     ends, each atomically;
 //   - after the workload's main process exits, kills what is left of the
-//     container and reaps it, so no process and no zombie outlives it.
+//     container (its group, its cgroup, and every descendant, which finds
+//     setsid'd ones without cgroups) and reaps it before it reports the
+//     exit, so no process and no zombie outlives it; the shim itself ends
+//     last, so no writer of its pipes ever gets SIGPIPE.
 //
 // It imports little on purpose: one runs per container, so its memory is
 // counted per pod.
 package main
 
 import (
-	"bufio"
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
@@ -57,6 +62,9 @@ type State struct {
 	StartTime uint64 `json:"startTime"` // /proc/<pid>/stat field 22, against pid reuse
 	StartedAt string `json:"startedAt"`
 	ShimPid   int    `json:"shimPid"`
+	// ShimStartTime is the shim's own start time, so the kubelet can
+	// signal it (log reopen) after a restart without hitting a reused pid.
+	ShimStartTime uint64 `json:"shimStartTime"`
 }
 
 // Status is status.json: how the workload ended, or why it never started.
@@ -66,6 +74,10 @@ type Status struct {
 	Signal     int    `json:"signal,omitempty"`
 	OOMKilled  bool   `json:"oomKilled,omitempty"`
 	FinishedAt string `json:"finishedAt"`
+	// LogError is the first failed write to the log file (a full disk);
+	// LogDroppedBytes counts the output lost to failed writes.
+	LogError        string `json:"logError,omitempty"`
+	LogDroppedBytes int64  `json:"logDroppedBytes,omitempty"`
 }
 
 func main() {
@@ -75,6 +87,9 @@ func main() {
 		os.Exit(2)
 	}
 	dir := os.Args[1]
+	// The kubelet's pipes are the shim's own: the workload must not inherit them.
+	syscall.CloseOnExec(3)
+	syscall.CloseOnExec(4)
 	ready := os.NewFile(3, "ready") // the kubelet reads the start result here
 	specIn := os.NewFile(4, "spec") // the kubelet writes the spec here
 	status := run(dir, ready, specIn)
@@ -114,6 +129,14 @@ func writeJSON(path string, v any) error {
 }
 
 func run(dir string, ready, specIn *os.File) Status {
+	// SIGUSR1 asks for a reopen of the log file: the kubelet renamed it to
+	// rotate it, and lines from now on go to a fresh file at the path. The
+	// handler is in place before the kubelet learns the shim's pid (whose
+	// default action for SIGUSR1 would be to die).
+	reopen := make(chan os.Signal, 1)
+	// It stays caught until the shim exits: a late one must not kill it
+	// before it writes the status.
+	signal.Notify(reopen, syscall.SIGUSR1)
 	if err := setSubreaper(); err != nil {
 		return Status{StartError: "subreaper: " + err.Error()}
 	}
@@ -129,11 +152,10 @@ func run(dir string, ready, specIn *os.File) Status {
 	if len(spec.Command) == 0 {
 		return Status{StartError: "the spec has no command"}
 	}
-	logFile, err := os.OpenFile(spec.LogPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	logFile, err := openLog(spec.LogPath)
 	if err != nil {
 		return Status{StartError: "open log: " + err.Error()}
 	}
-	defer logFile.Close()
 
 	// The command is looked up in the container's PATH, as a runtime does.
 	path := defaultPath
@@ -174,30 +196,41 @@ func run(dir string, ready, specIn *os.File) Status {
 	outW.Close()
 	errW.Close()
 	pid := cmd.Process.Pid
-	st := State{Pid: pid, Pgid: pid, StartTime: procStartTime(pid), StartedAt: time.Now().UTC().Format(time.RFC3339Nano), ShimPid: os.Getpid()}
+	st := State{Pid: pid, Pgid: pid, StartTime: procStartTime(pid), StartedAt: time.Now().UTC().Format(time.RFC3339Nano), ShimPid: os.Getpid(), ShimStartTime: procStartTime(os.Getpid())}
 	if err := writeJSON(dir+".state.json", st); err != nil {
 		_ = syscall.Kill(-pid, syscall.SIGKILL)
 	}
 	if ready != nil {
+		// The pipe stays open: it carries log write failures to the kubelet
+		// while it runs, without needing the (maybe full) disk.
 		_, _ = ready.Write([]byte("started\n"))
-		ready.Close()
 	}
 
-	var logMu sync.Mutex
+	sink := newLogSink(spec.LogPath, logFile, dir+".logerr.json")
+	sink.notify = startNotifier(ready)
+	go func() {
+		for range reopen {
+			sink.reopen()
+		}
+	}()
 	var copiers sync.WaitGroup
 	copiers.Add(2)
-	go copyLog(&copiers, &logMu, logFile, outR, "stdout")
-	go copyLog(&copiers, &logMu, logFile, errR, "stderr")
+	go func() { defer copiers.Done(); copyLog(sink, outR, "stdout") }()
+	go func() { defer copiers.Done(); copyLog(sink, errR, "stderr") }()
 
 	ws := reapUntil(pid)
-	// The main process is gone: nothing of the container may outlive it.
+	// The main process is gone: nothing of the container may outlive it,
+	// as when a container's PID 1 ends and the kernel kills its namespace.
 	_ = syscall.Kill(-pid, syscall.SIGKILL)
 	if spec.TrackCgroup != "" {
 		_ = os.WriteFile(filepath.Join(spec.TrackCgroup, "cgroup.kill"), []byte("1"), 0)
 	}
-	reapAll(2 * time.Second)
-	// A process that escaped the group and the cgroup could hold the pipes
-	// open forever; the exit status must not wait for it.
+	// Without a cgroup, a descendant that left the process group (setsid)
+	// is found as a descendant of this subreaper.
+	killDescendants(10 * time.Second)
+	// Every writer is dead, so the pipes are at EOF once drained; a process
+	// outside the tree holding them (passed over a socket) must not hold
+	// the exit status back.
 	copied := make(chan struct{})
 	go func() { copiers.Wait(); close(copied) }()
 	select {
@@ -216,6 +249,8 @@ func run(dir string, ready, specIn *os.File) Status {
 	if s.Signal == int(syscall.SIGKILL) && oomKills(spec.MemoryCgroup) > oomBefore {
 		s.OOMKilled = true
 	}
+	s.LogError, s.LogDroppedBytes = sink.failure()
+	sink.close()
 	return s
 }
 
@@ -277,30 +312,6 @@ func startErrorMessage(bin string, err error) string {
 	return fmt.Sprintf("failed to start container process %q: %v", bin, err)
 }
 
-// copyLog writes each line of r to the log as "<RFC3339Nano> <stream> <F|P> <text>".
-func copyLog(wg *sync.WaitGroup, mu *sync.Mutex, w io.Writer, r io.ReadCloser, stream string) {
-	defer wg.Done()
-	defer r.Close()
-	br := bufio.NewReaderSize(r, 16<<10)
-	for {
-		line, err := br.ReadSlice('\n')
-		if len(line) > 0 {
-			tag := "F"
-			if err == bufio.ErrBufferFull {
-				tag = "P"
-			}
-			line = []byte(strings.TrimSuffix(string(line), "\n"))
-			ts := time.Now().UTC().Format(time.RFC3339Nano)
-			mu.Lock()
-			fmt.Fprintf(w, "%s %s %s %s\n", ts, stream, tag, line)
-			mu.Unlock()
-		}
-		if err != nil && err != bufio.ErrBufferFull {
-			return
-		}
-	}
-}
-
 // reapUntil reaps every child (as subreaper, also orphaned descendants)
 // until pid exits, and returns pid's wait status.
 func reapUntil(pid int) syscall.WaitStatus {
@@ -315,21 +326,6 @@ func reapUntil(pid int) syscall.WaitStatus {
 		}
 		if got == pid {
 			return ws
-		}
-	}
-}
-
-// reapAll reaps remaining children until none is left or the time is up.
-func reapAll(max time.Duration) {
-	deadline := time.Now().Add(max)
-	for time.Now().Before(deadline) {
-		var ws syscall.WaitStatus
-		got, err := syscall.Wait4(-1, &ws, syscall.WNOHANG, nil)
-		if err == syscall.ECHILD {
-			return
-		}
-		if got <= 0 {
-			time.Sleep(5 * time.Millisecond)
 		}
 	}
 }

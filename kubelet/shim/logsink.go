@@ -1,0 +1,291 @@
+package main
+
+import (
+	"bufio"
+	"errors"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// maxLogLine is the longest piece of a line written as one log entry: a
+// longer line is split into entries tagged P (partial) and a last one tagged
+// F, as Kubernetes' CRI logger does at 16 KiB. Neither the shim nor a log
+// reader ever holds more than this of one line.
+const maxLogLine = 16 << 10
+
+func openLog(path string) (*os.File, error) {
+	return os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+}
+
+// logSink is the container's log file, written only by the shim: the
+// workload writes to pipes and never to the file, so the file can be
+// renamed (rotation) and reopened without the workload knowing, and a full
+// disk drops output instead of blocking or killing the workload.
+type logSink struct {
+	mu     sync.Mutex // one entry at a time; guards the fields below
+	path   string
+	w      io.WriteCloser
+	open   func(path string) (io.WriteCloser, error)
+	marker string           // file that records a failure for a restarted kubelet
+	notify func(msg string) // tells the running kubelet, without the disk
+	now    func() time.Time // for tests
+	buf    []byte           // entries not yet written (at most flushAt and one entry)
+	err    string           // the first failed write, "log write failed: ..."
+	drop   int64            // bytes lost to failed writes
+	marked time.Time        // when the marker was last written
+	markOK bool             // the marker holds the latest count
+	closed bool             // after close: late output (a writer outside the tree) is dropped
+}
+
+func newLogSink(path string, f io.WriteCloser, marker string) *logSink {
+	return &logSink{path: path, w: f, marker: marker, notify: func(string) {}, now: time.Now,
+		open: func(p string) (io.WriteCloser, error) { return openLog(p) }}
+}
+
+// flushAt is how much the sink gathers before it writes anyway.
+const flushAt = 64 << 10
+
+// writeEntry adds one CRI log entry: "<RFC3339Nano> <stream> <P|F> <text>\n".
+// Entries are written in batches, once the copier has drained what the pipe
+// held (flush) or flushAt is reached: one write per line would cost a
+// system call each. A failed write is counted and reported, and the output
+// dropped: the workload's pipe keeps draining, so it never blocks on a full
+// disk.
+func (s *logSink) writeEntry(stream string, partial bool, text []byte) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return
+	}
+	b := s.now().UTC().AppendFormat(s.buf, time.RFC3339Nano)
+	b = append(b, ' ')
+	b = append(b, stream...)
+	if partial {
+		b = append(b, " P "...)
+	} else {
+		b = append(b, " F "...)
+	}
+	b = append(b, text...)
+	b = append(b, '\n')
+	s.buf = b
+	if len(s.buf) >= flushAt {
+		s.flushLocked()
+	}
+}
+
+// flush writes the entries gathered so far.
+func (s *logSink) flush() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.flushLocked()
+}
+
+func (s *logSink) flushLocked() {
+	if len(s.buf) == 0 {
+		return
+	}
+	// O_APPEND: whole entries go in one write. A short write is a failure
+	// (the disk filled up midway): the rest is dropped.
+	n, err := s.w.Write(s.buf)
+	if err != nil {
+		s.failed(err, int64(len(s.buf)-n))
+	}
+	s.buf = s.buf[:0]
+}
+
+// failed records a failed write; the caller holds mu.
+func (s *logSink) failed(err error, lost int64) {
+	s.drop += lost
+	s.markOK = false
+	if s.err == "" {
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		s.err = "log write failed: " + err.Error()
+		s.notify("logerr " + s.err)
+	}
+	// The marker is rewritten at most once a second while writes fail (the
+	// disk may be full for it too: it is retried then).
+	if now := s.now(); now.Sub(s.marked) >= time.Second {
+		s.marked = now
+		s.markOK = s.writeMarker() == nil
+	}
+}
+
+func (s *logSink) writeMarker() error {
+	if s.marker == "" {
+		return nil
+	}
+	return writeJSON(s.marker, map[string]any{"error": s.err, "droppedBytes": s.drop})
+}
+
+// reopen starts a fresh file at the path, after the kubelet renamed the
+// current one away. Entries are written under mu, so every entry is in
+// exactly one of the two files and the old one is complete once the new
+// one exists.
+func (s *logSink) reopen() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return
+	}
+	// Entries gathered before the rename belong to the old file.
+	s.flushLocked()
+	f, err := s.open(s.path)
+	if err != nil {
+		// Keep writing to the renamed file: nothing is lost, and the
+		// kubelet sees no new file and keeps the old one live.
+		s.notify("warn cannot reopen the log after a rotation, still writing to the renamed file: " + err.Error())
+		return
+	}
+	_ = s.w.Close()
+	s.w = f
+}
+
+// failure returns the first failed write and the bytes lost, and rewrites
+// the marker if it lags.
+func (s *logSink) failure() (string, int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.flushLocked()
+	if s.err != "" && !s.markOK {
+		s.markOK = s.writeMarker() == nil
+	}
+	return s.err, s.drop
+}
+
+func (s *logSink) close() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.flushLocked()
+	s.closed = true
+	_ = s.w.Close()
+}
+
+// copyLog copies r into the sink, one entry per line; a line longer than
+// maxLogLine becomes several entries (P ... P F).
+func copyLog(s *logSink, r io.ReadCloser, stream string) {
+	defer r.Close()
+	br := bufio.NewReaderSize(r, maxLogLine)
+	for {
+		line, err := br.ReadSlice('\n')
+		if len(line) > 0 {
+			partial := err == bufio.ErrBufferFull
+			if !partial && line[len(line)-1] == '\n' {
+				line = line[:len(line)-1]
+			}
+			s.writeEntry(stream, partial, line)
+		}
+		if err != nil && err != bufio.ErrBufferFull {
+			s.flush()
+			return
+		}
+		if br.Buffered() == 0 {
+			// The next read may wait: what was read is written first.
+			s.flush()
+		}
+	}
+}
+
+// startNotifier returns a function that sends one line to the kubelet over
+// the start pipe without ever blocking the caller (a message is dropped if
+// the kubelet does not read; the marker file still has it).
+func startNotifier(ready *os.File) func(string) {
+	if ready == nil {
+		return func(string) {}
+	}
+	ch := make(chan string, 4)
+	go func() {
+		for m := range ch {
+			// EPIPE once the kubelet is gone: ignored (never SIGPIPE on fd 3).
+			_, _ = ready.Write([]byte(strings.ReplaceAll(m, "\n", " ") + "\n"))
+		}
+	}()
+	return func(m string) {
+		select {
+		case ch <- m:
+		default:
+		}
+	}
+}
+
+// killDescendants kills and reaps every remaining descendant of the shim
+// once the main process has ended, the way the kernel kills a PID
+// namespace when its init ends: SIGKILL, no grace. It finds them through
+// /proc/<pid>/task/<tid>/children, which also finds processes that left
+// the process group (setsid) when no cgroup tracks the container; as the
+// subreaper, the shim becomes the parent of each orphan, so it loops until
+// it has no child left (wait4: ECHILD) or max has passed.
+func killDescendants(max time.Duration) {
+	deadline := time.Now().Add(max)
+	self := os.Getpid()
+	for {
+		// Parents first: a killed parent can no longer reap (and so free
+		// the pid of) a child read from its children file.
+		for _, p := range descendants(self) {
+			_ = syscall.Kill(p, syscall.SIGKILL)
+		}
+		for {
+			var ws syscall.WaitStatus
+			got, err := syscall.Wait4(-1, &ws, syscall.WNOHANG, nil)
+			if err == syscall.ECHILD {
+				return
+			}
+			if err == syscall.EINTR {
+				continue
+			}
+			if err != nil || got <= 0 {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// descendants lists the descendants of pid, parents before their children.
+func descendants(pid int) []int {
+	var out []int
+	queue := []int{pid}
+	seen := map[int]bool{pid: true}
+	for len(queue) > 0 {
+		p := queue[0]
+		queue = queue[1:]
+		for _, c := range children(p) {
+			if !seen[c] {
+				seen[c] = true
+				out = append(out, c)
+				queue = append(queue, c)
+			}
+		}
+	}
+	return out
+}
+
+// children reads the children of every thread of pid.
+func children(pid int) []int {
+	files, _ := filepath.Glob("/proc/" + strconv.Itoa(pid) + "/task/*/children")
+	var out []int
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		for _, w := range strings.Fields(string(b)) {
+			if c, err := strconv.Atoi(w); err == nil {
+				out = append(out, c)
+			}
+		}
+	}
+	return out
+}

@@ -1,0 +1,121 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+type nopCloser struct{ io.Writer }
+
+func (nopCloser) Close() error { return nil }
+
+// fullDisk fails every write as a full disk does.
+type fullDisk struct{ calls int }
+
+func (d *fullDisk) Write(b []byte) (int, error) {
+	d.calls++
+	return 0, &fs.PathError{Op: "write", Path: "/x.log", Err: syscall.ENOSPC}
+}
+func (d *fullDisk) Close() error { return nil }
+
+func entries(t *testing.T, b []byte) [][]string {
+	t.Helper()
+	var out [][]string
+	for _, l := range strings.Split(strings.TrimSuffix(string(b), "\n"), "\n") {
+		f := strings.SplitN(l, " ", 4)
+		if len(f) != 4 {
+			t.Fatalf("not a CRI entry: %.60q", l)
+		}
+		out = append(out, f[1:])
+	}
+	return out
+}
+
+// A line longer than 16 KiB becomes P entries and a last F, as
+// Kubernetes' CRI logger writes it.
+func TestLongLinesAreSplitAt16KiB(t *testing.T) {
+	var buf bytes.Buffer
+	s := newLogSink("", nopCloser{&buf}, "")
+	long := strings.Repeat("a", 40000)
+	copyLog(s, io.NopCloser(strings.NewReader(long+"\nshort\nno newline at the end")), "stdout")
+	got := entries(t, buf.Bytes())
+	want := [][]string{{"stdout", "P", long[:16384]}, {"stdout", "P", long[:16384]}, {"stdout", "F", long[:40000-2*16384]},
+		{"stdout", "F", "short"}, {"stdout", "F", "no newline at the end"}}
+	if len(got) != len(want) {
+		t.Fatalf("%d entries, want %d", len(got), len(want))
+	}
+	for i := range want {
+		if got[i][0] != want[i][0] || got[i][1] != want[i][1] || got[i][2] != want[i][2] {
+			t.Errorf("entry %d = %s %s (%d bytes), want %s %s (%d bytes)", i, got[i][0], got[i][1], len(got[i][2]), want[i][0], want[i][1], len(want[i][2]))
+		}
+	}
+}
+
+// A full disk: output is dropped and counted, the kubelet is told once over
+// the pipe, the marker file says it, and copying goes on (the writer's pipe
+// never fills up).
+func TestFailedLogWritesAreReported(t *testing.T) {
+	dir := t.TempDir()
+	marker := filepath.Join(dir, "c.logerr.json")
+	disk := &fullDisk{}
+	s := newLogSink("", disk, marker)
+	var told []string
+	s.notify = func(m string) { told = append(told, m) }
+	now := time.Unix(1000, 0)
+	s.now = func() time.Time { return now }
+	input := strings.Repeat("some output\n", 100)
+	copyLog(s, io.NopCloser(strings.NewReader(input)), "stdout")
+	msg, dropped := s.failure()
+	if msg != "log write failed: no space left on device" {
+		t.Errorf("failure = %q", msg)
+	}
+	if disk.calls == 0 || dropped < int64(len(input)) {
+		t.Errorf("%d writes, %d bytes dropped; want at least %d bytes (every entry)", disk.calls, dropped, len(input))
+	}
+	if len(told) != 1 || told[0] != "logerr log write failed: no space left on device" {
+		t.Errorf("the kubelet was told %q, want one logerr line", told)
+	}
+	var m struct {
+		Error        string `json:"error"`
+		DroppedBytes int64  `json:"droppedBytes"`
+	}
+	b, err := os.ReadFile(marker)
+	if err != nil || json.Unmarshal(b, &m) != nil || m.Error != msg || m.DroppedBytes != dropped {
+		t.Errorf("marker = %s (%v), want the error and %d bytes", b, err, dropped)
+	}
+}
+
+// After a rename of the file, a reopen sends the next entries to a fresh
+// file at the path; every entry is in exactly one of the two.
+func TestReopenAfterRename(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "c.log")
+	f, err := openLog(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := newLogSink(path, f, "")
+	s.writeEntry("stdout", false, []byte("one"))
+	if err := os.Rename(path, path+".1"); err != nil {
+		t.Fatal(err)
+	}
+	s.writeEntry("stdout", false, []byte("two"))
+	s.reopen()
+	s.writeEntry("stdout", false, []byte("three"))
+	s.close()
+	old, _ := os.ReadFile(path + ".1")
+	cur, _ := os.ReadFile(path)
+	if !strings.Contains(string(old), " F one\n") || !strings.Contains(string(old), " F two\n") || strings.Contains(string(old), "three") {
+		t.Errorf("the renamed file has %q, want one and two", old)
+	}
+	if !strings.Contains(string(cur), " F three\n") || strings.Contains(string(cur), "two") {
+		t.Errorf("the new file has %q, want three only", cur)
+	}
+}

@@ -1,0 +1,134 @@
+// Package scriptstest tests the shell scripts in scripts/.
+package scriptstest
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// startTime reads field 22 of /proc/<pid>/stat.
+func startTime(t *testing.T, pid int) string {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	return f[19]
+}
+
+func bootID(t *testing.T) string {
+	t.Helper()
+	b, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(string(b))
+}
+
+// lookalike starts a process whose command line passes down.sh's name
+// check (".../bin/kubelet ..."): a copy of sleep, as a pid reused by a
+// stranger that even looks like ours would be.
+func lookalike(t *testing.T, state string) (*exec.Cmd, <-chan struct{}) {
+	t.Helper()
+	bin := filepath.Join(state, "bin")
+	if err := os.MkdirAll(bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	sleep, err := exec.LookPath("sleep")
+	if err != nil {
+		t.Skip("no sleep binary")
+	}
+	b, err := os.ReadFile(sleep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	exe := filepath.Join(bin, "kubelet")
+	if err := os.WriteFile(exe, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(exe, "1000")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	t.Cleanup(func() { _ = cmd.Process.Kill(); <-done })
+	return cmd, done
+}
+
+func runDown(t *testing.T, state string) string {
+	t.Helper()
+	cmd := exec.Command("bash", "../down.sh")
+	cmd.Env = append(os.Environ(), "KUBELITE_STATE="+state)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("down.sh: %v\n%s", err, out)
+	}
+	return string(out)
+}
+
+func writePidFile(t *testing.T, state, line string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Join(state, "pids"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(state, "pids", "kubelet-node-1.pid"), []byte(line+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// down.sh never signals a recorded pid that is now another process: a
+// different start time or another boot.
+func TestDownSparesAReusedPid(t *testing.T) {
+	for name, record := range map[string]func(pid int, start, boot string) string{
+		"wrong start time": func(pid int, start, boot string) string {
+			n, _ := strconv.ParseUint(start, 10, 64)
+			return fmt.Sprintf("%d %d %s", pid, n+1, boot)
+		},
+		"wrong boot id": func(pid int, start, boot string) string {
+			return fmt.Sprintf("%d %s %s", pid, start, "00000000-0000-0000-0000-000000000000")
+		},
+		"no start time (old pid file)": func(pid int, start, boot string) string { return strconv.Itoa(pid) },
+	} {
+		t.Run(name, func(t *testing.T) {
+			state := t.TempDir()
+			cmd, done := lookalike(t, state)
+			pid := cmd.Process.Pid
+			writePidFile(t, state, record(pid, startTime(t, pid), bootID(t)))
+			out := runDown(t, state)
+			select {
+			case <-done:
+				t.Fatalf("down.sh killed pid %d, which is not the recorded process; it said:\n%s", pid, out)
+			case <-time.After(300 * time.Millisecond):
+			}
+			if strings.Contains(out, "stopped kubelet-node-1") {
+				t.Errorf("down.sh claims to have stopped it:\n%s", out)
+			}
+		})
+	}
+}
+
+// A correctly recorded process is stopped.
+func TestDownStopsTheRecordedProcess(t *testing.T) {
+	state := t.TempDir()
+	cmd, done := lookalike(t, state)
+	pid := cmd.Process.Pid
+	writePidFile(t, state, fmt.Sprintf("%d %s %s", pid, startTime(t, pid), bootID(t)))
+	out := runDown(t, state)
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("down.sh left the recorded process %d running; it said:\n%s", pid, out)
+	}
+	if _, err := os.Stat(filepath.Join(state, "pids", "kubelet-node-1.pid")); !os.IsNotExist(err) {
+		t.Errorf("the pid file is still there: %v", err)
+	}
+}
