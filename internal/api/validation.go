@@ -47,6 +47,9 @@ func Validate(o Object) field.ErrorList {
 		errs = append(errs, validateDeploymentSpec(x.GetSpec(), field.NewPath("spec"))...)
 	case *v1.StatefulSet:
 		errs = append(errs, validateStatefulSetSpec(x.GetSpec(), field.NewPath("spec"))...)
+		errs = append(errs, validateClaimTemplates(x.GetMetadata().GetName(), x.GetSpec(), field.NewPath("spec"))...)
+	case *v1.PersistentVolumeClaim:
+		errs = append(errs, validateClaim(x)...)
 	}
 	return errs
 }
@@ -83,6 +86,8 @@ func ValidateUpdate(newObj, oldObj Object) field.ErrorList {
 		if !proto.Equal(n.GetSpec().GetSelector(), oldObj.(*v1.Deployment).GetSpec().GetSelector()) {
 			errs = append(errs, field.Invalid(field.NewPath("spec", "selector"), "", "field is immutable"))
 		}
+	case *v1.PersistentVolumeClaim:
+		errs = append(errs, validateClaimUpdate(n, oldObj.(*v1.PersistentVolumeClaim))...)
 	case *v1.StatefulSet:
 		o := oldObj.(*v1.StatefulSet)
 		if !proto.Equal(n.GetSpec().GetSelector(), o.GetSpec().GetSelector()) {
@@ -252,6 +257,7 @@ func ValidatePodSpec(s *v1.PodSpec, p *field.Path) field.ErrorList {
 			errs = append(errs, field.Duplicate(vp.Child("name"), v.Name))
 		}
 		vols[v.Name] = true
+		errs = append(errs, validateClaimSource(v.PersistentVolumeClaim, vp.Child("persistentVolumeClaim"))...)
 	}
 	for i, c := range s.Containers {
 		for j, m := range c.VolumeMounts {
