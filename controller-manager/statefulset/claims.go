@@ -206,6 +206,15 @@ func (sc *Controller) syncClaimOwners(ctx context.Context, s *v1.StatefulSet, by
 		for _, t := range s.Spec.GetVolumeClaimTemplates() {
 			name := api.ClaimName(t.GetMetadata().GetName(), s.Metadata.Name, i)
 			cur, ok := sc.claims.Get(s.Metadata.Namespace + "/" + name)
+			if !ok && i >= replicas {
+				// About to delete the pod: the claim must not be missed
+				// because the cache has not seen it yet.
+				got, err := sc.c.PersistentVolumeClaims().Get(ctx, s.Metadata.Namespace, name)
+				if err != nil && !client.IsNotFound(err) {
+					return err
+				}
+				cur, ok = got, err == nil
+			}
 			if !ok || cur.Metadata.DeletionTimestamp != nil {
 				continue
 			}
