@@ -35,7 +35,9 @@ spec:
 `, name, replicas, extra, onTerm, grace)
 }
 
-func (c *cluster) claimDir(name string) string { return filepath.Join(c.state, "volumes", "default", name) }
+func (c *cluster) claimDir(name string) string {
+	return filepath.Join(c.state, "volumes", "default", name)
+}
 
 func claimOf(t *testing.T, cl *client.Client, name string) (*v1.PersistentVolumeClaim, bool) {
 	got, err := cl.PersistentVolumeClaims().Get(tctx(t), "default", name)
@@ -138,7 +140,10 @@ func TestStatefulSetClaimRetentionThroughOwners(t *testing.T) {
 
 	// --cascade=orphan leaves the pods, the claims and the folders.
 	c.kubectl("delete", "statefulset", "web-db", "--cascade=orphan")
-	waitFor(t, "web-db gone", func() bool { _, err := cl.StatefulSets().Get(tctx(t), "default", "web-db"); return client.IsNotFound(err) })
+	waitFor(t, "web-db gone", func() bool {
+		_, err := cl.StatefulSets().Get(tctx(t), "default", "web-db")
+		return client.IsNotFound(err)
+	})
 	waitFor(t, "web-db's claims released", func() bool {
 		for _, n := range []string{"data-web-db-0", "data-web-db-1"} {
 			if got, ok := claimOf(t, cl, n); !ok || len(got.Metadata.OwnerReferences) != 0 {
