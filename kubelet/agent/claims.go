@@ -212,6 +212,19 @@ func (m *claimManager) cleanup(ctx context.Context, key string) error {
 	if err != nil {
 		return err
 	}
+	// The cache may lag: remove only for the claim etcd still holds, so a
+	// new claim of the same name never loses its folder.
+	live, err := m.k.c.PersistentVolumeClaims().Get(ctx, ns, name)
+	if client.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if live.Metadata.Uid != c.Metadata.Uid || !m.folderToRemove(live) {
+		return nil
+	}
+	c = live
 	if err := os.RemoveAll(dir); err != nil {
 		return fmt.Errorf("claim %s: remove folder: %w", key, err)
 	}
