@@ -198,6 +198,26 @@ func (sc *Controller) createClaims(ctx context.Context, s *v1.StatefulSet, i int
 	return nil
 }
 
+// createMissingClaims creates the claims of running pods that have none:
+// pods made before claims were API objects, or whose claim creation was
+// lost. Their folders (same names) are adopted by the kubelet.
+func (sc *Controller) createMissingClaims(ctx context.Context, s *v1.StatefulSet, byOrdinal map[int]*v1.Pod, replicas int) error {
+	for i, p := range byOrdinal {
+		if i >= replicas || p.Metadata.DeletionTimestamp != nil {
+			continue
+		}
+		for _, want := range claimsFor(s, i) {
+			if _, ok := sc.claims.Get(want.Metadata.Namespace + "/" + want.Metadata.Name); ok {
+				continue
+			}
+			if _, err := sc.c.PersistentVolumeClaims().Create(ctx, want); err != nil && !client.IsAlreadyExists(err) {
+				return fmt.Errorf("pvc %s: %w", want.Metadata.Name, err)
+			}
+		}
+	}
+	return nil
+}
+
 // syncClaimOwners sets the owner references of the claims of every pod of
 // the set by the retention policy; a condemned pod becomes its claims'
 // owner here, before it is deleted.

@@ -216,6 +216,9 @@ func (sc *Controller) sync(ctx context.Context, key string) error {
 		}
 	}
 	sort.Sort(sort.Reverse(sort.IntSlice(condemned)))
+	if err := sc.createMissingClaims(ctx, s, byOrdinal, replicas); err != nil {
+		return err
+	}
 	if err := sc.syncClaimOwners(ctx, s, byOrdinal, replicas); err != nil {
 		return err
 	}

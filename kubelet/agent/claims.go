@@ -291,19 +291,19 @@ func (k *Kubelet) wakePodsUsing(ns, name string) {
 // once the pod's claims are mounted. Until then the pod waits in
 // ContainerCreating, with a FailedMount event, and retries (back-off up
 // to claimRetryMax; claim events wake it sooner). A pod whose containers
-// already ran (a restarted kubelet adopting it) has its folders already.
+// already ran (a restarted kubelet adopting it, or a pod from a kubelite
+// whose claims were only folders) never waits: its folders exist; its
+// claims are bound when they appear.
 func (w *podWorker) mountClaims(ctx context.Context, pod *v1.Pod, now time.Time) (bool, time.Time) {
 	if w.claimsMounted || len(podClaims(pod)) == 0 {
 		return true, time.Time{}
 	}
+	started := false
 	for _, c := range pod.Spec.Containers {
-		if w.current(c.Name) != nil {
-			w.claimsMounted = true
-			return true, time.Time{}
-		}
+		started = started || w.current(c.Name) != nil
 	}
 	if !w.claimEvent.Swap(false) && !w.claimRetry.IsZero() && now.Before(w.claimRetry) {
-		return false, w.claimRetry
+		return started, w.claimRetry
 	}
 	err := w.k.claims.mount(ctx, pod)
 	if err == nil {
@@ -313,6 +313,10 @@ func (w *podWorker) mountClaims(ctx context.Context, pod *v1.Pod, now time.Time)
 	}
 	w.claimWait = min(max(2*w.claimWait, 500*time.Millisecond), claimRetryMax)
 	w.claimRetry = now.Add(w.claimWait)
+	if started {
+		slog.Debug("claims of a running pod not bound yet", "pod", w.podName(pod), "err", err)
+		return true, w.claimRetry
+	}
 	msg := err.Error()
 	w.k.rec.Eventf(pod, record.Warning, "FailedMount", "Unable to attach or mount volumes for pod %s: %s", w.podName(pod), strings.TrimPrefix(msg, errClaimNotReady.Error()+": "))
 	if !errors.Is(err, errClaimNotReady) {
