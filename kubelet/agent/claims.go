@@ -295,7 +295,7 @@ func (k *Kubelet) wakePodsUsing(ns, name string) {
 // whose claims were only folders) never waits: its folders exist; its
 // claims are bound when they appear.
 func (w *podWorker) mountClaims(ctx context.Context, pod *v1.Pod, now time.Time) (bool, time.Time) {
-	if w.claimsMounted || len(podClaims(pod)) == 0 {
+	if w.claimsMounted || w.terminal || len(podClaims(pod)) == 0 {
 		return true, time.Time{}
 	}
 	started := false

@@ -185,7 +185,7 @@ func (w *podWorker) sync(ctx context.Context) (time.Time, bool) {
 	}
 	views := map[string]status.Container{}
 	mounted, retry := w.mountClaims(ctx, pod, now)
-	if !mounted && (next.IsZero() || retry.Before(next)) {
+	if !retry.IsZero() && (next.IsZero() || retry.Before(next)) {
 		next = retry
 	}
 	for _, c := range pod.Spec.Containers {
