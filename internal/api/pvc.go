@@ -124,6 +124,18 @@ func ValidateClaimSpec(s *v1.PersistentVolumeClaimSpec, p *field.Path) field.Err
 	return errs
 }
 
+// validateStorage is Validate's part for claims and StatefulSets' claim
+// templates.
+func validateStorage(o Object) field.ErrorList {
+	switch x := o.(type) {
+	case *v1.PersistentVolumeClaim:
+		return validateClaim(x)
+	case *v1.StatefulSet:
+		return validateClaimTemplates(x.GetMetadata().GetName(), x.GetSpec(), field.NewPath("spec"))
+	}
+	return nil
+}
+
 func validateClaim(c *v1.PersistentVolumeClaim) field.ErrorList {
 	errs := ValidateClaimSpec(c.GetSpec(), field.NewPath("spec"))
 	switch ph := c.GetStatus().GetPhase(); ph {

@@ -20,6 +20,7 @@ import (
 func Validate(o Object) field.ErrorList {
 	k := KindOf(o)
 	errs := validateMeta(o.GetMetadata(), k, field.NewPath("metadata"))
+	errs = append(errs, validateStorage(o)...)
 	switch x := o.(type) {
 	case *v1.Pod:
 		errs = append(errs, ValidatePodSpec(x.GetSpec(), field.NewPath("spec"))...)
@@ -47,9 +48,6 @@ func Validate(o Object) field.ErrorList {
 		errs = append(errs, validateDeploymentSpec(x.GetSpec(), field.NewPath("spec"))...)
 	case *v1.StatefulSet:
 		errs = append(errs, validateStatefulSetSpec(x.GetSpec(), field.NewPath("spec"))...)
-		errs = append(errs, validateClaimTemplates(x.GetMetadata().GetName(), x.GetSpec(), field.NewPath("spec"))...)
-	case *v1.PersistentVolumeClaim:
-		errs = append(errs, validateClaim(x)...)
 	}
 	return errs
 }
