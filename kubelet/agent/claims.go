@@ -89,14 +89,6 @@ func podClaims(pod *v1.Pod) []string {
 	return out
 }
 
-// get reads a claim: the cache, else the apiserver (the cache may lag).
-func (m *claimManager) get(ctx context.Context, ns, name string) (*v1.PersistentVolumeClaim, error) {
-	if c, ok := m.informer.Get(ns + "/" + name); ok {
-		return c, nil
-	}
-	return m.k.c.PersistentVolumeClaims().Get(ctx, ns, name)
-}
-
 // errClaimNotReady: the pod must wait (claim missing or being deleted).
 var errClaimNotReady = errors.New("claim not ready")
 
@@ -109,7 +101,10 @@ func (m *claimManager) mount(ctx context.Context, pod *v1.Pod) error {
 		if err != nil {
 			return err
 		}
-		c, err := m.get(ctx, ns, name)
+		// Read live, not from the cache: a claim whose protection was just
+		// lifted (no pod in etcd named it) must not be handed to a pod
+		// created since.
+		c, err := m.k.c.PersistentVolumeClaims().Get(ctx, ns, name)
 		if client.IsNotFound(err) {
 			return fmt.Errorf("%w: persistentvolumeclaim %q not found", errClaimNotReady, name)
 		}
