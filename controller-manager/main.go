@@ -25,7 +25,6 @@ func main() {
 	fs.DurationVar(&cfg.NodeMonitorPeriod, "node-monitor-period", 5*time.Second, "how often node heartbeats are checked")
 	fs.DurationVar(&cfg.NodeMonitorGracePeriod, "node-monitor-grace-period", 50*time.Second, "silence after which a node is Unknown")
 	fs.DurationVar(&cfg.PodEvictionTimeout, "default-unreachable-toleration", 300*time.Second, "how long pods stay on an unreachable node before eviction (their own toleration wins)")
-	fs.StringVar(&cfg.VolumeDir, "volume-dir", "", "the kubelets' shared persistentVolumeClaim folder, for StatefulSet claim retention (Delete)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		os.Exit(cmdutil.ExitUsage)

@@ -84,11 +84,13 @@ for i in $(seq 1 "$schedulers"); do
   start "scheduler-$i" --apiserver "127.0.0.1:$api_port" ${SCHEDULER_FLAGS:-}
 done
 
-# Claim folders are shared by every kubelet here, like a network disk: an
-# ordinal's folder follows it to whichever node runs it.
-start controller-manager --apiserver "127.0.0.1:$api_port" --volume-dir "$state/volumes" ${CONTROLLER_MANAGER_FLAGS:-}
+start controller-manager --apiserver "127.0.0.1:$api_port" ${CONTROLLER_MANAGER_FLAGS:-}
 
 nodes="${NODES:-2}"
+# Claim folders (<volume-dir>/<namespace>/<claim>) are shared by every
+# kubelet here, like a network disk: a claim's folder follows its pod to
+# whichever node runs it; only the kubelet that bound the claim (its
+# volume.kubernetes.io/selected-node) removes the folder.
 # Containers inherit the kubelet's PATH: the sample app in bin/ is found by name.
 export PATH="$repo/bin:$PATH"
 for i in $(seq 1 "$nodes"); do

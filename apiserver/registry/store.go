@@ -235,6 +235,11 @@ func prepareForCreate(o api.Object) {
 		x.Status = nil
 	case *v1.StatefulSet:
 		x.Status = nil
+	case *v1.PersistentVolumeClaim:
+		// As Kubernetes' StorageObjectInUseProtection admission plugin: no
+		// claim leaves etcd while a pod uses it.
+		x.Status = &v1.PersistentVolumeClaimStatus{Phase: "Pending"}
+		addFinalizer(api.EnsureMeta(x), api.FinalizerPVCProtection)
 	}
 }
 

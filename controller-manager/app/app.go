@@ -1,6 +1,6 @@
 // Package app runs the controller-manager: shared informers, the
-// ReplicaSet and Deployment controllers and the garbage collector, behind
-// leader election.
+// ReplicaSet, Deployment and StatefulSet controllers, pvc-protection, node
+// lifecycle and the garbage collector, behind leader election.
 package app
 
 import (
@@ -15,6 +15,7 @@ import (
 	"github.com/kubelite/kubelite/controller-manager/deployment"
 	"github.com/kubelite/kubelite/controller-manager/garbagecollector"
 	"github.com/kubelite/kubelite/controller-manager/nodelifecycle"
+	"github.com/kubelite/kubelite/controller-manager/pvcprotection"
 	"github.com/kubelite/kubelite/controller-manager/replicaset"
 	"github.com/kubelite/kubelite/controller-manager/statefulset"
 	"github.com/kubelite/kubelite/internal/api"
@@ -37,8 +38,6 @@ type Config struct {
 	NodeMonitorPeriod      time.Duration
 	NodeMonitorGracePeriod time.Duration
 	PodEvictionTimeout     time.Duration
-	// VolumeDir is the kubelets' shared claim folder, for claim retention.
-	VolumeDir string
 }
 
 // Validate checks the configuration and names the flag at fault.
@@ -94,12 +93,14 @@ func runControllers(ctx context.Context, c *client.Client, cfg Config) {
 	deps := client.NewInformer(c.Deployments(), nil)
 	stss := client.NewInformer(c.StatefulSets(), nil)
 	revs := client.NewInformer(c.ControllerRevisions(), nil)
+	claims := client.NewInformer(c.PersistentVolumeClaims(), nil)
 	nodes := client.NewInformer(c.Nodes(), nil)
 	leases := client.NewInformer(c.Leases(), &v1.ListRequest{Namespace: api.NodeLeaseNamespace})
 
 	rsc := replicaset.New(c, rec, pods, rss)
 	dc := deployment.New(c, rec, deps, rss, pods)
-	ssc := statefulset.New(c, rec, stss, pods, revs, cfg.VolumeDir)
+	ssc := statefulset.New(c, rec, stss, pods, revs, claims)
+	pvcp := pvcprotection.New(c, claims, pods)
 	nlc := nodelifecycle.New(nodelifecycle.Config{MonitorPeriod: cfg.NodeMonitorPeriod, GracePeriod: cfg.NodeMonitorGracePeriod,
 		EvictionTimeout: cfg.PodEvictionTimeout}, c, rec, nodes, leases, pods)
 	gc := garbagecollector.New(c)
@@ -108,11 +109,12 @@ func runControllers(ctx context.Context, c *client.Client, cfg Config) {
 	garbagecollector.StoreFor(gc, deps)
 	garbagecollector.StoreFor(gc, stss)
 	garbagecollector.StoreFor(gc, revs)
+	garbagecollector.StoreFor(gc, claims)
 
-	for _, run := range []func(context.Context){pods.Run, rss.Run, deps.Run, stss.Run, revs.Run, nodes.Run, leases.Run} {
+	for _, run := range []func(context.Context){pods.Run, rss.Run, deps.Run, stss.Run, revs.Run, claims.Run, nodes.Run, leases.Run} {
 		go run(ctx)
 	}
-	for _, synced := range []func(context.Context) bool{pods.WaitForSync, rss.WaitForSync, deps.WaitForSync, stss.WaitForSync, revs.WaitForSync, nodes.WaitForSync, leases.WaitForSync} {
+	for _, synced := range []func(context.Context) bool{pods.WaitForSync, rss.WaitForSync, deps.WaitForSync, stss.WaitForSync, revs.WaitForSync, claims.WaitForSync, nodes.WaitForSync, leases.WaitForSync} {
 		if !synced(ctx) {
 			return
 		}
@@ -120,7 +122,7 @@ func runControllers(ctx context.Context, c *client.Client, cfg Config) {
 	slog.Info("controllers starting", "workers", cfg.Workers)
 	go nlc.Run(ctx)
 	var wg sync.WaitGroup
-	for _, run := range []func(context.Context, int){rsc.Run, dc.Run, ssc.Run, gc.Run} {
+	for _, run := range []func(context.Context, int){rsc.Run, dc.Run, ssc.Run, pvcp.Run, gc.Run} {
 		wg.Add(1)
 		go func() { defer wg.Done(); run(ctx, cfg.Workers) }()
 	}

@@ -1,16 +1,14 @@
 // Package statefulset is the StatefulSet controller (reference §7): pods
-// <name>-<ordinal> with stable names and a persistent folder per claim and
-// ordinal, ordered (OrderedReady) or parallel scaling, rolling updates from
-// the highest ordinal down with partition and maxUnavailable, OnDelete, and
-// ControllerRevisions for history and rollback.
+// <name>-<ordinal> with stable names and a PersistentVolumeClaim per claim
+// template and ordinal (claims.go), ordered (OrderedReady) or parallel
+// scaling, rolling updates from the highest ordinal down with partition
+// and maxUnavailable, OnDelete, and ControllerRevisions for history and
+// rollback.
 package statefulset
 
 import (
 	"context"
 	"fmt"
-	"log/slog"
-	"os"
-	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -35,22 +33,21 @@ const (
 
 // Controller is the StatefulSet controller.
 type Controller struct {
-	c         *client.Client
-	rec       *record.Recorder
-	sets      *client.Informer[*v1.StatefulSet]
-	pods      *client.Informer[*v1.Pod]
-	revs      *client.Informer[*v1.ControllerRevision]
-	queue     client.Queue
-	volumeDir string // where claim folders live ("" : retention Delete unsupported)
+	c      *client.Client
+	rec    *record.Recorder
+	sets   *client.Informer[*v1.StatefulSet]
+	pods   *client.Informer[*v1.Pod]
+	revs   *client.Informer[*v1.ControllerRevision]
+	claims *client.Informer[*v1.PersistentVolumeClaim]
+	queue  client.Queue
 }
 
 // New wires the controller to shared informers.
-func New(c *client.Client, rec *record.Recorder, sets *client.Informer[*v1.StatefulSet], pods *client.Informer[*v1.Pod], revs *client.Informer[*v1.ControllerRevision], volumeDir string) *Controller {
-	sc := &Controller{c: c, rec: rec, sets: sets, pods: pods, revs: revs, queue: client.NewQueue("statefulset"), volumeDir: volumeDir}
+func New(c *client.Client, rec *record.Recorder, sets *client.Informer[*v1.StatefulSet], pods *client.Informer[*v1.Pod], revs *client.Informer[*v1.ControllerRevision], claims *client.Informer[*v1.PersistentVolumeClaim]) *Controller {
+	sc := &Controller{c: c, rec: rec, sets: sets, pods: pods, revs: revs, claims: claims, queue: client.NewQueue("statefulset")}
 	enqueue := func(s *v1.StatefulSet) { sc.queue.Add(controller.KeyOf(s)) }
-	sets.AddHandler(client.Handler[*v1.StatefulSet]{OnAdd: enqueue, OnUpdate: func(_, s *v1.StatefulSet) { enqueue(s) }, OnDelete: func(s *v1.StatefulSet) {
-		sc.deleted(s)
-	}})
+	sets.AddHandler(client.Handler[*v1.StatefulSet]{OnAdd: enqueue, OnUpdate: func(_, s *v1.StatefulSet) { enqueue(s) }})
+	claims.AddHandler(client.Handler[*v1.PersistentVolumeClaim]{OnAdd: sc.claimChanged, OnUpdate: func(_, c *v1.PersistentVolumeClaim) { sc.claimChanged(c) }, OnDelete: sc.claimChanged})
 	podChanged := func(p *v1.Pod) {
 		if ref := controller.ControllerRef(p.Metadata); ref != nil && ref.Kind == "StatefulSet" {
 			sc.queue.Add(p.Metadata.Namespace + "/" + ref.Name)
@@ -66,9 +63,7 @@ func (sc *Controller) Run(ctx context.Context, workers int) {
 }
 
 // ClaimName is the claim of ordinal i: <claim>-<set>-<i>.
-func ClaimName(claim, set string, ordinal int) string {
-	return fmt.Sprintf("%s-%s-%d", claim, set, ordinal)
-}
+func ClaimName(claim, set string, ordinal int) string { return api.ClaimName(claim, set, ordinal) }
 
 // PodName is <set>-<ordinal>.
 func PodName(set string, ordinal int) string { return fmt.Sprintf("%s-%d", set, ordinal) }
@@ -84,30 +79,6 @@ func ordinalOf(set, pod string) int {
 		return -1
 	}
 	return n
-}
-
-// deleted applies whenDeleted: Delete to the claims of a removed set.
-func (sc *Controller) deleted(s *v1.StatefulSet) {
-	if s.Spec.GetPersistentVolumeClaimRetentionPolicy().GetWhenDeleted() != "Delete" {
-		return
-	}
-	for _, t := range s.Spec.GetVolumeClaimTemplates() {
-		pattern := filepath.Join(sc.volumeDir, s.Metadata.Namespace, t.GetMetadata().GetName()+"-"+s.Metadata.Name+"-*")
-		sc.removeClaims(pattern)
-	}
-}
-
-func (sc *Controller) removeClaims(pattern string) {
-	if sc.volumeDir == "" {
-		slog.Warn("claim retention policy Delete needs --volume-dir", "claims", pattern)
-		return
-	}
-	dirs, _ := filepath.Glob(pattern)
-	for _, d := range dirs {
-		if err := os.RemoveAll(d); err != nil {
-			slog.Warn("cannot delete claim folder", "dir", d, "err", err)
-		}
-	}
 }
 
 // revisionData is a template's snapshot in a ControllerRevision.
@@ -245,6 +216,12 @@ func (sc *Controller) sync(ctx context.Context, key string) error {
 		}
 	}
 	sort.Sort(sort.Reverse(sort.IntSlice(condemned)))
+	if err := sc.createMissingClaims(ctx, s, byOrdinal, replicas); err != nil {
+		return err
+	}
+	if err := sc.syncClaimOwners(ctx, s, byOrdinal, replicas); err != nil {
+		return err
+	}
 	ordered := s.Spec.GetPodManagementPolicy() != "Parallel"
 	minReady := s.Spec.GetMinReadySeconds()
 	now := time.Now()
@@ -292,6 +269,9 @@ func (sc *Controller) scale(ctx context.Context, s *v1.StatefulSet, byOrdinal ma
 			if err != nil {
 				return err
 			}
+			if err := sc.createClaims(ctx, s, i); err != nil {
+				return err
+			}
 			if _, err := sc.c.Pods().Create(ctx, pod); err != nil && !client.IsAlreadyExists(err) {
 				sc.rec.Eventf(s, record.Warning, "FailedCreate", "create Pod %s in StatefulSet %s failed error: %s", pod.Metadata.Name, s.Metadata.Name, client.Message(err))
 				return err
@@ -326,11 +306,6 @@ func (sc *Controller) scale(ctx context.Context, s *v1.StatefulSet, byOrdinal ma
 			return err
 		}
 		sc.rec.Eventf(s, record.Normal, "SuccessfulDelete", "delete Pod %s in StatefulSet %s successful", p.Metadata.Name, s.Metadata.Name)
-		if s.Spec.GetPersistentVolumeClaimRetentionPolicy().GetWhenScaled() == "Delete" {
-			for _, t := range s.Spec.GetVolumeClaimTemplates() {
-				sc.removeClaims(filepath.Join(sc.volumeDir, s.Metadata.Namespace, ClaimName(t.GetMetadata().GetName(), s.Metadata.Name, i)))
-			}
-		}
 		if ordered {
 			return nil
 		}

@@ -110,6 +110,9 @@ func Default(o Object) {
 			p.WhenScaled = "Retain"
 		}
 		defaultTemplate(s.Template)
+		defaultClaimTemplates(s)
+	case *v1.PersistentVolumeClaim:
+		defaultClaim(x)
 	}
 }
 

@@ -52,6 +52,8 @@ var Kinds = []*Kind{
 		new: func() Object { return &v1.StatefulSet{} }, newList: func() proto.Message { return &v1.StatefulSetList{} }, newEvent: func() proto.Message { return &v1.StatefulSetWatchEvent{} }},
 	{Kind: "ControllerRevision", APIVersion: "apps/v1", Resource: "controllerrevisions", Singular: "controllerrevision", Namespaced: true,
 		new: func() Object { return &v1.ControllerRevision{} }, newList: func() proto.Message { return &v1.ControllerRevisionList{} }, newEvent: func() proto.Message { return &v1.ControllerRevisionWatchEvent{} }},
+	{Kind: "PersistentVolumeClaim", APIVersion: "v1", Resource: "persistentvolumeclaims", Singular: "persistentvolumeclaim", ShortNames: []string{"pvc"}, Namespaced: true, HasStatus: true,
+		new: func() Object { return &v1.PersistentVolumeClaim{} }, newList: func() proto.Message { return &v1.PersistentVolumeClaimList{} }, newEvent: func() proto.Message { return &v1.PersistentVolumeClaimWatchEvent{} }},
 }
 
 // ServiceName is the gRPC service that serves the kind.

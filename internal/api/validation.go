@@ -69,6 +69,7 @@ func GenerateName(base, suffix string) string {
 func Validate(o Object) field.ErrorList {
 	k := KindOf(o)
 	errs := validateMeta(o.GetMetadata(), k, field.NewPath("metadata"))
+	errs = append(errs, validateStorage(o)...)
 	switch x := o.(type) {
 	case *v1.Pod:
 		errs = append(errs, ValidatePodSpec(x.GetSpec(), field.NewPath("spec"))...)
@@ -166,6 +167,8 @@ func ValidateUpdate(newObj, oldObj Object) field.ErrorList {
 		if !proto.Equal(n.GetSpec().GetSelector(), oldObj.(*v1.Deployment).GetSpec().GetSelector()) {
 			errs = append(errs, field.Invalid(field.NewPath("spec", "selector"), "", "field is immutable"))
 		}
+	case *v1.PersistentVolumeClaim:
+		errs = append(errs, validateClaimUpdate(n, oldObj.(*v1.PersistentVolumeClaim))...)
 	case *v1.StatefulSet:
 		o := oldObj.(*v1.StatefulSet)
 		if !proto.Equal(n.GetSpec().GetSelector(), o.GetSpec().GetSelector()) {
@@ -413,6 +416,7 @@ func ValidatePodSpec(s *v1.PodSpec, p *field.Path) field.ErrorList {
 			errs = append(errs, field.Duplicate(vp.Child("name"), v.Name))
 		}
 		vols[v.Name] = true
+		errs = append(errs, validateClaimSource(v.PersistentVolumeClaim, vp.Child("persistentVolumeClaim"))...)
 	}
 	for i, c := range s.Containers {
 		paths := map[string]bool{}

@@ -89,6 +89,9 @@ func (c *Client) StatefulSets() *Resource[*v1.StatefulSet] { return For[*v1.Stat
 func (c *Client) ControllerRevisions() *Resource[*v1.ControllerRevision] {
 	return For[*v1.ControllerRevision](c)
 }
+func (c *Client) PersistentVolumeClaims() *Resource[*v1.PersistentVolumeClaim] {
+	return For[*v1.PersistentVolumeClaim](c)
+}
 
 // Kind is the kind this client serves.
 func (r *Resource[T]) Kind() *api.Kind { return r.kind }

@@ -134,7 +134,13 @@ func describeObject(g *globals, c *client.Client, o api.Object) error {
 	case *v1.ReplicaSet:
 		describeReplicaSet(s, x)
 	case *v1.StatefulSet:
-		describeStatefulSet(s, x)
+		if err := describeStatefulSet(g, c, s, x); err != nil {
+			return err
+		}
+	case *v1.PersistentVolumeClaim:
+		if err := describeClaim(g, c, s, x); err != nil {
+			return err
+		}
 	default:
 		mapLines(s, 0, "Labels", m.Labels)
 		mapLines(s, 0, "Annotations", m.Annotations)
@@ -527,7 +533,7 @@ func describeReplicaSet(s *section, rs *v1.ReplicaSet) {
 	describeTemplate(s, spec.GetTemplate())
 }
 
-func describeStatefulSet(s *section, st *v1.StatefulSet) {
+func describeStatefulSet(g *globals, c *client.Client, s *section, st *v1.StatefulSet) error {
 	m, spec, status := st.Metadata, st.GetSpec(), st.GetStatus()
 	s.line(0, "CreationTimestamp", ts(m.CreationTimestamp))
 	s.line(0, "Selector", selectorString(spec.GetSelector()))
@@ -547,14 +553,10 @@ func describeStatefulSet(s *section, st *v1.StatefulSet) {
 	s.line(0, "Current Revision", orNone(status.GetCurrentRevision()))
 	s.line(0, "Update Revision", orNone(status.GetUpdateRevision()))
 	describeTemplate(s, spec.GetTemplate())
-	s.text(0, "Volume Claims:")
-	if len(spec.GetVolumeClaimTemplates()) == 0 {
-		s.text(1, "<none>")
-	}
-	for _, c := range spec.GetVolumeClaimTemplates() {
-		n := c.GetMetadata().GetName()
-		s.line(1, "Name", fmt.Sprintf("%s (folders %s-%s-0 ... %s-%s-%d)", n, n, m.Name, n, m.Name, max(spec.GetReplicas()-1, 0)))
+	if err := describeSetClaims(g, c, s, st); err != nil {
+		return err
 	}
 	p := spec.GetPersistentVolumeClaimRetentionPolicy()
 	s.line(0, "Claim Retention", fmt.Sprintf("whenDeleted %s, whenScaled %s", p.GetWhenDeleted(), p.GetWhenScaled()))
+	return nil
 }

@@ -114,6 +114,8 @@ func tableFor(k *api.Kind) table {
 				return []string{s.Metadata.Name, fmt.Sprintf("%d/%d", s.GetStatus().GetReadyReplicas(), s.GetSpec().GetReplicas()), age(s.Metadata.CreationTimestamp, now)}
 			},
 		}
+	case "PersistentVolumeClaim":
+		return claimTable()
 	case "ControllerRevision":
 		return table{
 			headers: []string{"NAME", "CONTROLLER", "REVISION", "AGE"},

@@ -85,6 +85,7 @@ type Kubelet struct {
 	rt            *runtime.Runtime
 	status        *statusManager
 	informer      *client.Informer[*v1.Pod]
+	claims        *claimManager
 	cgroupProblem string
 	serverPort    int
 
@@ -152,6 +153,8 @@ func Run(ctx context.Context, cfg Config) error {
 	go k.runNodeStatus(ctx)
 	go k.rotateLogs(ctx)
 
+	k.claims = newClaimManager(k)
+	go k.claims.run(ctx)
 	k.informer = client.NewInformer(c.Pods(), &v1.ListRequest{FieldSelector: "spec.nodeName=" + cfg.NodeName})
 	k.informer.AddHandler(client.Handler[*v1.Pod]{
 		OnAdd:    func(p *v1.Pod) { k.podUpdated(p) },

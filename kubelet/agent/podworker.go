@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -47,6 +48,12 @@ type podWorker struct {
 	reason     string         // pod status reason (DeadlineExceeded)
 	message    string
 	lastStatus *v1.PodStatus
+
+	// Claims (claims.go): mounted once before the first container starts.
+	claimsMounted bool
+	claimRetry    time.Time     // no new try before this
+	claimWait     time.Duration // the last wait between tries
+	claimEvent    atomic.Bool   // a claim the pod names changed: try now
 }
 
 // backoff is one container's CrashLoopBackOff state.
@@ -180,10 +187,16 @@ func (w *podWorker) sync(ctx context.Context) (time.Time, bool) {
 		}
 	}
 	views := map[string]status.Container{}
+	mounted, retry := w.mountClaims(ctx, pod, now)
+	if !retry.IsZero() && (next.IsZero() || retry.Before(next)) {
+		next = retry
+	}
 	for _, c := range pod.Spec.Containers {
-		at := w.syncContainer(ctx, pod, c, now, grace)
-		if !at.IsZero() && (next.IsZero() || at.Before(next)) {
-			next = at
+		if mounted {
+			at := w.syncContainer(ctx, pod, c, now, grace)
+			if !at.IsZero() && (next.IsZero() || at.Before(next)) {
+				next = at
+			}
 		}
 		views[c.Name] = w.view(pod, c, now)
 	}
@@ -650,7 +663,10 @@ func (w *podWorker) volumes(pod *v1.Pod, c *v1.Container) (map[string]string, er
 			}
 			switch {
 			case v.PersistentVolumeClaim != nil:
-				dir = filepath.Join(w.k.cfg.VolumeDir, pod.Metadata.Namespace, v.PersistentVolumeClaim.ClaimName)
+				var err error
+				if dir, err = ClaimDir(w.k.cfg.VolumeDir, pod.Metadata.Namespace, v.PersistentVolumeClaim.ClaimName); err != nil {
+					return nil, fmt.Errorf("volume %s: %w", m.Name, err)
+				}
 			case v.HostPath != nil:
 				dir = v.HostPath.Path
 			default:

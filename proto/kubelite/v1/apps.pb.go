@@ -1272,11 +1272,12 @@ func (x *StatefulSetSpec) GetOrdinals() *StatefulSetOrdinals {
 	return nil
 }
 
-// PersistentVolumeClaimTemplate is the volumeClaimTemplates entry: here a
-// directory per claim and ordinal on the node.
+// PersistentVolumeClaimTemplate is the volumeClaimTemplates entry: the
+// StatefulSet controller makes claim <name>-<set>-<ordinal> from it.
 type PersistentVolumeClaimTemplate struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Metadata      *ObjectMeta            `protobuf:"bytes,1,opt,name=metadata,proto3" json:"metadata,omitempty"`
+	state         protoimpl.MessageState     `protogen:"open.v1"`
+	Metadata      *ObjectMeta                `protobuf:"bytes,1,opt,name=metadata,proto3" json:"metadata,omitempty"`
+	Spec          *PersistentVolumeClaimSpec `protobuf:"bytes,2,opt,name=spec,proto3" json:"spec,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1314,6 +1315,13 @@ func (*PersistentVolumeClaimTemplate) Descriptor() ([]byte, []int) {
 func (x *PersistentVolumeClaimTemplate) GetMetadata() *ObjectMeta {
 	if x != nil {
 		return x.Metadata
+	}
+	return nil
+}
+
+func (x *PersistentVolumeClaimTemplate) GetSpec() *PersistentVolumeClaimSpec {
+	if x != nil {
+		return x.Spec
 	}
 	return nil
 }
@@ -1899,9 +1907,10 @@ const file_kubelite_v1_apps_proto_rawDesc = "" +
 	" \x01(\v2<.kubelite.v1.StatefulSetPersistentVolumeClaimRetentionPolicyR$persistentVolumeClaimRetentionPolicy\x12<\n" +
 	"\bordinals\x18\v \x01(\v2 .kubelite.v1.StatefulSetOrdinalsR\bordinalsB\v\n" +
 	"\t_replicasB\x19\n" +
-	"\x17_revision_history_limit\"T\n" +
+	"\x17_revision_history_limit\"\x90\x01\n" +
 	"\x1dPersistentVolumeClaimTemplate\x123\n" +
-	"\bmetadata\x18\x01 \x01(\v2\x17.kubelite.v1.ObjectMetaR\bmetadata\"\x85\x01\n" +
+	"\bmetadata\x18\x01 \x01(\v2\x17.kubelite.v1.ObjectMetaR\bmetadata\x12:\n" +
+	"\x04spec\x18\x02 \x01(\v2&.kubelite.v1.PersistentVolumeClaimSpecR\x04spec\"\x85\x01\n" +
 	"\x19StatefulSetUpdateStrategy\x12\x12\n" +
 	"\x04type\x18\x01 \x01(\tR\x04type\x12T\n" +
 	"\x0erolling_update\x18\x02 \x01(\v2-.kubelite.v1.RollingUpdateStatefulSetStrategyR\rrollingUpdate\"|\n" +
@@ -1984,6 +1993,7 @@ var file_kubelite_v1_apps_proto_goTypes = []any{
 	(*ListMeta)(nil),                                        // 26: kubelite.v1.ListMeta
 	(*LabelSelector)(nil),                                   // 27: kubelite.v1.LabelSelector
 	(*timestamppb.Timestamp)(nil),                           // 28: google.protobuf.Timestamp
+	(*PersistentVolumeClaimSpec)(nil),                       // 29: kubelite.v1.PersistentVolumeClaimSpec
 }
 var file_kubelite_v1_apps_proto_depIdxs = []int32{
 	24, // 0: kubelite.v1.PodTemplateSpec.metadata:type_name -> kubelite.v1.ObjectMeta
@@ -2021,15 +2031,16 @@ var file_kubelite_v1_apps_proto_depIdxs = []int32{
 	19, // 32: kubelite.v1.StatefulSetSpec.persistent_volume_claim_retention_policy:type_name -> kubelite.v1.StatefulSetPersistentVolumeClaimRetentionPolicy
 	20, // 33: kubelite.v1.StatefulSetSpec.ordinals:type_name -> kubelite.v1.StatefulSetOrdinals
 	24, // 34: kubelite.v1.PersistentVolumeClaimTemplate.metadata:type_name -> kubelite.v1.ObjectMeta
-	18, // 35: kubelite.v1.StatefulSetUpdateStrategy.rolling_update:type_name -> kubelite.v1.RollingUpdateStatefulSetStrategy
-	24, // 36: kubelite.v1.ControllerRevision.metadata:type_name -> kubelite.v1.ObjectMeta
-	26, // 37: kubelite.v1.ControllerRevisionList.metadata:type_name -> kubelite.v1.ListMeta
-	22, // 38: kubelite.v1.ControllerRevisionList.items:type_name -> kubelite.v1.ControllerRevision
-	39, // [39:39] is the sub-list for method output_type
-	39, // [39:39] is the sub-list for method input_type
-	39, // [39:39] is the sub-list for extension type_name
-	39, // [39:39] is the sub-list for extension extendee
-	0,  // [0:39] is the sub-list for field type_name
+	29, // 35: kubelite.v1.PersistentVolumeClaimTemplate.spec:type_name -> kubelite.v1.PersistentVolumeClaimSpec
+	18, // 36: kubelite.v1.StatefulSetUpdateStrategy.rolling_update:type_name -> kubelite.v1.RollingUpdateStatefulSetStrategy
+	24, // 37: kubelite.v1.ControllerRevision.metadata:type_name -> kubelite.v1.ObjectMeta
+	26, // 38: kubelite.v1.ControllerRevisionList.metadata:type_name -> kubelite.v1.ListMeta
+	22, // 39: kubelite.v1.ControllerRevisionList.items:type_name -> kubelite.v1.ControllerRevision
+	40, // [40:40] is the sub-list for method output_type
+	40, // [40:40] is the sub-list for method input_type
+	40, // [40:40] is the sub-list for extension type_name
+	40, // [40:40] is the sub-list for extension extendee
+	0,  // [0:40] is the sub-list for field type_name
 }
 
 func init() { file_kubelite_v1_apps_proto_init() }

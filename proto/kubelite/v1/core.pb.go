@@ -3618,6 +3618,340 @@ func (x *EventSource) GetHost() string {
 	return ""
 }
 
+// PersistentVolumeClaim is a request for storage (core v1). Here a claim is a
+// folder on the node (<volume-dir>/<namespace>/<name>), made by the kubelet
+// of the first pod that uses it and removed by that node's kubelet once the
+// claim object is deleted and no pod uses it (finalizers
+// kubernetes.io/pvc-protection and kubelite.io/claim-folder).
+type PersistentVolumeClaim struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	ApiVersion string                 `protobuf:"bytes,1,opt,name=api_version,json=apiVersion,proto3" json:"api_version,omitempty"`
+	Kind       string                 `protobuf:"bytes,2,opt,name=kind,proto3" json:"kind,omitempty"`
+	Metadata   *ObjectMeta            `protobuf:"bytes,3,opt,name=metadata,proto3" json:"metadata,omitempty"`
+	// spec is written by users (or the StatefulSet controller); immutable.
+	Spec *PersistentVolumeClaimSpec `protobuf:"bytes,4,opt,name=spec,proto3" json:"spec,omitempty"`
+	// status is written by the kubelet that binds the claim.
+	Status        *PersistentVolumeClaimStatus `protobuf:"bytes,5,opt,name=status,proto3" json:"status,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PersistentVolumeClaim) Reset() {
+	*x = PersistentVolumeClaim{}
+	mi := &file_kubelite_v1_core_proto_msgTypes[52]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PersistentVolumeClaim) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PersistentVolumeClaim) ProtoMessage() {}
+
+func (x *PersistentVolumeClaim) ProtoReflect() protoreflect.Message {
+	mi := &file_kubelite_v1_core_proto_msgTypes[52]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PersistentVolumeClaim.ProtoReflect.Descriptor instead.
+func (*PersistentVolumeClaim) Descriptor() ([]byte, []int) {
+	return file_kubelite_v1_core_proto_rawDescGZIP(), []int{52}
+}
+
+func (x *PersistentVolumeClaim) GetApiVersion() string {
+	if x != nil {
+		return x.ApiVersion
+	}
+	return ""
+}
+
+func (x *PersistentVolumeClaim) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *PersistentVolumeClaim) GetMetadata() *ObjectMeta {
+	if x != nil {
+		return x.Metadata
+	}
+	return nil
+}
+
+func (x *PersistentVolumeClaim) GetSpec() *PersistentVolumeClaimSpec {
+	if x != nil {
+		return x.Spec
+	}
+	return nil
+}
+
+func (x *PersistentVolumeClaim) GetStatus() *PersistentVolumeClaimStatus {
+	if x != nil {
+		return x.Status
+	}
+	return nil
+}
+
+type PersistentVolumeClaimList struct {
+	state         protoimpl.MessageState   `protogen:"open.v1"`
+	ApiVersion    string                   `protobuf:"bytes,1,opt,name=api_version,json=apiVersion,proto3" json:"api_version,omitempty"`
+	Kind          string                   `protobuf:"bytes,2,opt,name=kind,proto3" json:"kind,omitempty"`
+	Metadata      *ListMeta                `protobuf:"bytes,3,opt,name=metadata,proto3" json:"metadata,omitempty"`
+	Items         []*PersistentVolumeClaim `protobuf:"bytes,4,rep,name=items,proto3" json:"items,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PersistentVolumeClaimList) Reset() {
+	*x = PersistentVolumeClaimList{}
+	mi := &file_kubelite_v1_core_proto_msgTypes[53]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PersistentVolumeClaimList) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PersistentVolumeClaimList) ProtoMessage() {}
+
+func (x *PersistentVolumeClaimList) ProtoReflect() protoreflect.Message {
+	mi := &file_kubelite_v1_core_proto_msgTypes[53]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PersistentVolumeClaimList.ProtoReflect.Descriptor instead.
+func (*PersistentVolumeClaimList) Descriptor() ([]byte, []int) {
+	return file_kubelite_v1_core_proto_rawDescGZIP(), []int{53}
+}
+
+func (x *PersistentVolumeClaimList) GetApiVersion() string {
+	if x != nil {
+		return x.ApiVersion
+	}
+	return ""
+}
+
+func (x *PersistentVolumeClaimList) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *PersistentVolumeClaimList) GetMetadata() *ListMeta {
+	if x != nil {
+		return x.Metadata
+	}
+	return nil
+}
+
+func (x *PersistentVolumeClaimList) GetItems() []*PersistentVolumeClaim {
+	if x != nil {
+		return x.Items
+	}
+	return nil
+}
+
+type PersistentVolumeClaimSpec struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// access_modes: ReadWriteOnce (default), ReadOnlyMany, ReadWriteMany, ReadWriteOncePod.
+	AccessModes []string `protobuf:"bytes,1,rep,name=access_modes,json=accessModes,proto3" json:"access_modes,omitempty"`
+	// resources.requests["storage"] is the size asked for, a quantity.
+	Resources        *VolumeResourceRequirements `protobuf:"bytes,2,opt,name=resources,proto3" json:"resources,omitempty"`
+	StorageClassName *string                     `protobuf:"bytes,3,opt,name=storage_class_name,json=storageClassName,proto3,oneof" json:"storage_class_name,omitempty"`
+	VolumeName       string                      `protobuf:"bytes,4,opt,name=volume_name,json=volumeName,proto3" json:"volume_name,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *PersistentVolumeClaimSpec) Reset() {
+	*x = PersistentVolumeClaimSpec{}
+	mi := &file_kubelite_v1_core_proto_msgTypes[54]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PersistentVolumeClaimSpec) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PersistentVolumeClaimSpec) ProtoMessage() {}
+
+func (x *PersistentVolumeClaimSpec) ProtoReflect() protoreflect.Message {
+	mi := &file_kubelite_v1_core_proto_msgTypes[54]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PersistentVolumeClaimSpec.ProtoReflect.Descriptor instead.
+func (*PersistentVolumeClaimSpec) Descriptor() ([]byte, []int) {
+	return file_kubelite_v1_core_proto_rawDescGZIP(), []int{54}
+}
+
+func (x *PersistentVolumeClaimSpec) GetAccessModes() []string {
+	if x != nil {
+		return x.AccessModes
+	}
+	return nil
+}
+
+func (x *PersistentVolumeClaimSpec) GetResources() *VolumeResourceRequirements {
+	if x != nil {
+		return x.Resources
+	}
+	return nil
+}
+
+func (x *PersistentVolumeClaimSpec) GetStorageClassName() string {
+	if x != nil && x.StorageClassName != nil {
+		return *x.StorageClassName
+	}
+	return ""
+}
+
+func (x *PersistentVolumeClaimSpec) GetVolumeName() string {
+	if x != nil {
+		return x.VolumeName
+	}
+	return ""
+}
+
+type VolumeResourceRequirements struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Limits        map[string]string      `protobuf:"bytes,1,rep,name=limits,proto3" json:"limits,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Requests      map[string]string      `protobuf:"bytes,2,rep,name=requests,proto3" json:"requests,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *VolumeResourceRequirements) Reset() {
+	*x = VolumeResourceRequirements{}
+	mi := &file_kubelite_v1_core_proto_msgTypes[55]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VolumeResourceRequirements) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VolumeResourceRequirements) ProtoMessage() {}
+
+func (x *VolumeResourceRequirements) ProtoReflect() protoreflect.Message {
+	mi := &file_kubelite_v1_core_proto_msgTypes[55]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VolumeResourceRequirements.ProtoReflect.Descriptor instead.
+func (*VolumeResourceRequirements) Descriptor() ([]byte, []int) {
+	return file_kubelite_v1_core_proto_rawDescGZIP(), []int{55}
+}
+
+func (x *VolumeResourceRequirements) GetLimits() map[string]string {
+	if x != nil {
+		return x.Limits
+	}
+	return nil
+}
+
+func (x *VolumeResourceRequirements) GetRequests() map[string]string {
+	if x != nil {
+		return x.Requests
+	}
+	return nil
+}
+
+type PersistentVolumeClaimStatus struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// phase is Pending (not yet used by a pod) or Bound (its folder exists).
+	Phase         string            `protobuf:"bytes,1,opt,name=phase,proto3" json:"phase,omitempty"`
+	AccessModes   []string          `protobuf:"bytes,2,rep,name=access_modes,json=accessModes,proto3" json:"access_modes,omitempty"`
+	Capacity      map[string]string `protobuf:"bytes,3,rep,name=capacity,proto3" json:"capacity,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PersistentVolumeClaimStatus) Reset() {
+	*x = PersistentVolumeClaimStatus{}
+	mi := &file_kubelite_v1_core_proto_msgTypes[56]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PersistentVolumeClaimStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PersistentVolumeClaimStatus) ProtoMessage() {}
+
+func (x *PersistentVolumeClaimStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_kubelite_v1_core_proto_msgTypes[56]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PersistentVolumeClaimStatus.ProtoReflect.Descriptor instead.
+func (*PersistentVolumeClaimStatus) Descriptor() ([]byte, []int) {
+	return file_kubelite_v1_core_proto_rawDescGZIP(), []int{56}
+}
+
+func (x *PersistentVolumeClaimStatus) GetPhase() string {
+	if x != nil {
+		return x.Phase
+	}
+	return ""
+}
+
+func (x *PersistentVolumeClaimStatus) GetAccessModes() []string {
+	if x != nil {
+		return x.AccessModes
+	}
+	return nil
+}
+
+func (x *PersistentVolumeClaimStatus) GetCapacity() map[string]string {
+	if x != nil {
+		return x.Capacity
+	}
+	return nil
+}
+
 var File_kubelite_v1_core_proto protoreflect.FileDescriptor
 
 const file_kubelite_v1_core_proto_rawDesc = "" +
@@ -3955,7 +4289,43 @@ const file_kubelite_v1_core_proto_rawDesc = "" +
 	"\x05items\x18\x04 \x03(\v2\x12.kubelite.v1.EventR\x05items\"?\n" +
 	"\vEventSource\x12\x1c\n" +
 	"\tcomponent\x18\x01 \x01(\tR\tcomponent\x12\x12\n" +
-	"\x04host\x18\x02 \x01(\tR\x04host2\\\n" +
+	"\x04host\x18\x02 \x01(\tR\x04host\"\xff\x01\n" +
+	"\x15PersistentVolumeClaim\x12\x1f\n" +
+	"\vapi_version\x18\x01 \x01(\tR\n" +
+	"apiVersion\x12\x12\n" +
+	"\x04kind\x18\x02 \x01(\tR\x04kind\x123\n" +
+	"\bmetadata\x18\x03 \x01(\v2\x17.kubelite.v1.ObjectMetaR\bmetadata\x12:\n" +
+	"\x04spec\x18\x04 \x01(\v2&.kubelite.v1.PersistentVolumeClaimSpecR\x04spec\x12@\n" +
+	"\x06status\x18\x05 \x01(\v2(.kubelite.v1.PersistentVolumeClaimStatusR\x06status\"\xbd\x01\n" +
+	"\x19PersistentVolumeClaimList\x12\x1f\n" +
+	"\vapi_version\x18\x01 \x01(\tR\n" +
+	"apiVersion\x12\x12\n" +
+	"\x04kind\x18\x02 \x01(\tR\x04kind\x121\n" +
+	"\bmetadata\x18\x03 \x01(\v2\x15.kubelite.v1.ListMetaR\bmetadata\x128\n" +
+	"\x05items\x18\x04 \x03(\v2\".kubelite.v1.PersistentVolumeClaimR\x05items\"\xf0\x01\n" +
+	"\x19PersistentVolumeClaimSpec\x12!\n" +
+	"\faccess_modes\x18\x01 \x03(\tR\vaccessModes\x12E\n" +
+	"\tresources\x18\x02 \x01(\v2'.kubelite.v1.VolumeResourceRequirementsR\tresources\x121\n" +
+	"\x12storage_class_name\x18\x03 \x01(\tH\x00R\x10storageClassName\x88\x01\x01\x12\x1f\n" +
+	"\vvolume_name\x18\x04 \x01(\tR\n" +
+	"volumeNameB\x15\n" +
+	"\x13_storage_class_name\"\xb4\x02\n" +
+	"\x1aVolumeResourceRequirements\x12K\n" +
+	"\x06limits\x18\x01 \x03(\v23.kubelite.v1.VolumeResourceRequirements.LimitsEntryR\x06limits\x12Q\n" +
+	"\brequests\x18\x02 \x03(\v25.kubelite.v1.VolumeResourceRequirements.RequestsEntryR\brequests\x1a9\n" +
+	"\vLimitsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a;\n" +
+	"\rRequestsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xe7\x01\n" +
+	"\x1bPersistentVolumeClaimStatus\x12\x14\n" +
+	"\x05phase\x18\x01 \x01(\tR\x05phase\x12!\n" +
+	"\faccess_modes\x18\x02 \x03(\tR\vaccessModes\x12R\n" +
+	"\bcapacity\x18\x03 \x03(\v26.kubelite.v1.PersistentVolumeClaimStatus.CapacityEntryR\bcapacity\x1a;\n" +
+	"\rCapacityEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x012\\\n" +
 	"\x0eKubeletService\x12J\n" +
 	"\rContainerLogs\x12 .kubelite.v1.ContainerLogRequest\x1a\x15.kubelite.v1.LogChunk0\x01B;Z9github.com/kubelite/kubelite/proto/kubelite/v1;kubelitev1b\x06proto3"
 
@@ -3971,7 +4341,7 @@ func file_kubelite_v1_core_proto_rawDescGZIP() []byte {
 	return file_kubelite_v1_core_proto_rawDescData
 }
 
-var file_kubelite_v1_core_proto_msgTypes = make([]protoimpl.MessageInfo, 57)
+var file_kubelite_v1_core_proto_msgTypes = make([]protoimpl.MessageInfo, 65)
 var file_kubelite_v1_core_proto_goTypes = []any{
 	(*Pod)(nil),                               // 0: kubelite.v1.Pod
 	(*PodList)(nil),                           // 1: kubelite.v1.PodList
@@ -4025,25 +4395,33 @@ var file_kubelite_v1_core_proto_goTypes = []any{
 	(*Event)(nil),                             // 49: kubelite.v1.Event
 	(*EventList)(nil),                         // 50: kubelite.v1.EventList
 	(*EventSource)(nil),                       // 51: kubelite.v1.EventSource
-	nil,                                       // 52: kubelite.v1.PodSpec.NodeSelectorEntry
-	nil,                                       // 53: kubelite.v1.ResourceRequirements.LimitsEntry
-	nil,                                       // 54: kubelite.v1.ResourceRequirements.RequestsEntry
-	nil,                                       // 55: kubelite.v1.NodeStatus.CapacityEntry
-	nil,                                       // 56: kubelite.v1.NodeStatus.AllocatableEntry
-	(*ObjectMeta)(nil),                        // 57: kubelite.v1.ObjectMeta
-	(*ListMeta)(nil),                          // 58: kubelite.v1.ListMeta
-	(*LabelSelectorRequirement)(nil),          // 59: kubelite.v1.LabelSelectorRequirement
-	(*timestamppb.Timestamp)(nil),             // 60: google.protobuf.Timestamp
-	(*ObjectReference)(nil),                   // 61: kubelite.v1.ObjectReference
+	(*PersistentVolumeClaim)(nil),             // 52: kubelite.v1.PersistentVolumeClaim
+	(*PersistentVolumeClaimList)(nil),         // 53: kubelite.v1.PersistentVolumeClaimList
+	(*PersistentVolumeClaimSpec)(nil),         // 54: kubelite.v1.PersistentVolumeClaimSpec
+	(*VolumeResourceRequirements)(nil),        // 55: kubelite.v1.VolumeResourceRequirements
+	(*PersistentVolumeClaimStatus)(nil),       // 56: kubelite.v1.PersistentVolumeClaimStatus
+	nil,                                       // 57: kubelite.v1.PodSpec.NodeSelectorEntry
+	nil,                                       // 58: kubelite.v1.ResourceRequirements.LimitsEntry
+	nil,                                       // 59: kubelite.v1.ResourceRequirements.RequestsEntry
+	nil,                                       // 60: kubelite.v1.NodeStatus.CapacityEntry
+	nil,                                       // 61: kubelite.v1.NodeStatus.AllocatableEntry
+	nil,                                       // 62: kubelite.v1.VolumeResourceRequirements.LimitsEntry
+	nil,                                       // 63: kubelite.v1.VolumeResourceRequirements.RequestsEntry
+	nil,                                       // 64: kubelite.v1.PersistentVolumeClaimStatus.CapacityEntry
+	(*ObjectMeta)(nil),                        // 65: kubelite.v1.ObjectMeta
+	(*ListMeta)(nil),                          // 66: kubelite.v1.ListMeta
+	(*LabelSelectorRequirement)(nil),          // 67: kubelite.v1.LabelSelectorRequirement
+	(*timestamppb.Timestamp)(nil),             // 68: google.protobuf.Timestamp
+	(*ObjectReference)(nil),                   // 69: kubelite.v1.ObjectReference
 }
 var file_kubelite_v1_core_proto_depIdxs = []int32{
-	57, // 0: kubelite.v1.Pod.metadata:type_name -> kubelite.v1.ObjectMeta
+	65, // 0: kubelite.v1.Pod.metadata:type_name -> kubelite.v1.ObjectMeta
 	2,  // 1: kubelite.v1.Pod.spec:type_name -> kubelite.v1.PodSpec
 	25, // 2: kubelite.v1.Pod.status:type_name -> kubelite.v1.PodStatus
-	58, // 3: kubelite.v1.PodList.metadata:type_name -> kubelite.v1.ListMeta
+	66, // 3: kubelite.v1.PodList.metadata:type_name -> kubelite.v1.ListMeta
 	0,  // 4: kubelite.v1.PodList.items:type_name -> kubelite.v1.Pod
 	11, // 5: kubelite.v1.PodSpec.containers:type_name -> kubelite.v1.Container
-	52, // 6: kubelite.v1.PodSpec.node_selector:type_name -> kubelite.v1.PodSpec.NodeSelectorEntry
+	57, // 6: kubelite.v1.PodSpec.node_selector:type_name -> kubelite.v1.PodSpec.NodeSelectorEntry
 	24, // 7: kubelite.v1.PodSpec.tolerations:type_name -> kubelite.v1.Toleration
 	3,  // 8: kubelite.v1.PodSpec.volumes:type_name -> kubelite.v1.Volume
 	7,  // 9: kubelite.v1.PodSpec.affinity:type_name -> kubelite.v1.Affinity
@@ -4053,7 +4431,7 @@ var file_kubelite_v1_core_proto_depIdxs = []int32{
 	8,  // 13: kubelite.v1.Affinity.node_affinity:type_name -> kubelite.v1.NodeAffinity
 	9,  // 14: kubelite.v1.NodeAffinity.required_during_scheduling_ignored_during_execution:type_name -> kubelite.v1.NodeSelector
 	10, // 15: kubelite.v1.NodeSelector.node_selector_terms:type_name -> kubelite.v1.NodeSelectorTerm
-	59, // 16: kubelite.v1.NodeSelectorTerm.match_expressions:type_name -> kubelite.v1.LabelSelectorRequirement
+	67, // 16: kubelite.v1.NodeSelectorTerm.match_expressions:type_name -> kubelite.v1.LabelSelectorRequirement
 	13, // 17: kubelite.v1.Container.env:type_name -> kubelite.v1.EnvVar
 	15, // 18: kubelite.v1.Container.resources:type_name -> kubelite.v1.ResourceRequirements
 	14, // 19: kubelite.v1.Container.ports:type_name -> kubelite.v1.ContainerPort
@@ -4062,8 +4440,8 @@ var file_kubelite_v1_core_proto_depIdxs = []int32{
 	16, // 22: kubelite.v1.Container.startup_probe:type_name -> kubelite.v1.Probe
 	23, // 23: kubelite.v1.Container.lifecycle:type_name -> kubelite.v1.Lifecycle
 	12, // 24: kubelite.v1.Container.volume_mounts:type_name -> kubelite.v1.VolumeMount
-	53, // 25: kubelite.v1.ResourceRequirements.limits:type_name -> kubelite.v1.ResourceRequirements.LimitsEntry
-	54, // 26: kubelite.v1.ResourceRequirements.requests:type_name -> kubelite.v1.ResourceRequirements.RequestsEntry
+	58, // 25: kubelite.v1.ResourceRequirements.limits:type_name -> kubelite.v1.ResourceRequirements.LimitsEntry
+	59, // 26: kubelite.v1.ResourceRequirements.requests:type_name -> kubelite.v1.ResourceRequirements.RequestsEntry
 	17, // 27: kubelite.v1.Probe.exec:type_name -> kubelite.v1.ExecAction
 	18, // 28: kubelite.v1.Probe.http_get:type_name -> kubelite.v1.HTTPGetAction
 	20, // 29: kubelite.v1.Probe.tcp_socket:type_name -> kubelite.v1.TCPSocketAction
@@ -4075,56 +4453,65 @@ var file_kubelite_v1_core_proto_depIdxs = []int32{
 	22, // 35: kubelite.v1.Lifecycle.post_start:type_name -> kubelite.v1.LifecycleHandler
 	22, // 36: kubelite.v1.Lifecycle.pre_stop:type_name -> kubelite.v1.LifecycleHandler
 	26, // 37: kubelite.v1.PodStatus.conditions:type_name -> kubelite.v1.PodCondition
-	60, // 38: kubelite.v1.PodStatus.start_time:type_name -> google.protobuf.Timestamp
+	68, // 38: kubelite.v1.PodStatus.start_time:type_name -> google.protobuf.Timestamp
 	27, // 39: kubelite.v1.PodStatus.container_statuses:type_name -> kubelite.v1.ContainerStatus
-	60, // 40: kubelite.v1.PodCondition.last_probe_time:type_name -> google.protobuf.Timestamp
-	60, // 41: kubelite.v1.PodCondition.last_transition_time:type_name -> google.protobuf.Timestamp
+	68, // 40: kubelite.v1.PodCondition.last_probe_time:type_name -> google.protobuf.Timestamp
+	68, // 41: kubelite.v1.PodCondition.last_transition_time:type_name -> google.protobuf.Timestamp
 	28, // 42: kubelite.v1.ContainerStatus.state:type_name -> kubelite.v1.ContainerState
 	28, // 43: kubelite.v1.ContainerStatus.last_state:type_name -> kubelite.v1.ContainerState
 	29, // 44: kubelite.v1.ContainerState.waiting:type_name -> kubelite.v1.ContainerStateWaiting
 	30, // 45: kubelite.v1.ContainerState.running:type_name -> kubelite.v1.ContainerStateRunning
 	31, // 46: kubelite.v1.ContainerState.terminated:type_name -> kubelite.v1.ContainerStateTerminated
-	60, // 47: kubelite.v1.ContainerStateRunning.started_at:type_name -> google.protobuf.Timestamp
-	60, // 48: kubelite.v1.ContainerStateTerminated.started_at:type_name -> google.protobuf.Timestamp
-	60, // 49: kubelite.v1.ContainerStateTerminated.finished_at:type_name -> google.protobuf.Timestamp
-	57, // 50: kubelite.v1.Binding.metadata:type_name -> kubelite.v1.ObjectMeta
-	61, // 51: kubelite.v1.Binding.target:type_name -> kubelite.v1.ObjectReference
-	57, // 52: kubelite.v1.Node.metadata:type_name -> kubelite.v1.ObjectMeta
+	68, // 47: kubelite.v1.ContainerStateRunning.started_at:type_name -> google.protobuf.Timestamp
+	68, // 48: kubelite.v1.ContainerStateTerminated.started_at:type_name -> google.protobuf.Timestamp
+	68, // 49: kubelite.v1.ContainerStateTerminated.finished_at:type_name -> google.protobuf.Timestamp
+	65, // 50: kubelite.v1.Binding.metadata:type_name -> kubelite.v1.ObjectMeta
+	69, // 51: kubelite.v1.Binding.target:type_name -> kubelite.v1.ObjectReference
+	65, // 52: kubelite.v1.Node.metadata:type_name -> kubelite.v1.ObjectMeta
 	35, // 53: kubelite.v1.Node.spec:type_name -> kubelite.v1.NodeSpec
 	37, // 54: kubelite.v1.Node.status:type_name -> kubelite.v1.NodeStatus
-	58, // 55: kubelite.v1.NodeList.metadata:type_name -> kubelite.v1.ListMeta
+	66, // 55: kubelite.v1.NodeList.metadata:type_name -> kubelite.v1.ListMeta
 	33, // 56: kubelite.v1.NodeList.items:type_name -> kubelite.v1.Node
 	36, // 57: kubelite.v1.NodeSpec.taints:type_name -> kubelite.v1.Taint
-	60, // 58: kubelite.v1.Taint.time_added:type_name -> google.protobuf.Timestamp
-	55, // 59: kubelite.v1.NodeStatus.capacity:type_name -> kubelite.v1.NodeStatus.CapacityEntry
-	56, // 60: kubelite.v1.NodeStatus.allocatable:type_name -> kubelite.v1.NodeStatus.AllocatableEntry
+	68, // 58: kubelite.v1.Taint.time_added:type_name -> google.protobuf.Timestamp
+	60, // 59: kubelite.v1.NodeStatus.capacity:type_name -> kubelite.v1.NodeStatus.CapacityEntry
+	61, // 60: kubelite.v1.NodeStatus.allocatable:type_name -> kubelite.v1.NodeStatus.AllocatableEntry
 	43, // 61: kubelite.v1.NodeStatus.conditions:type_name -> kubelite.v1.NodeCondition
 	44, // 62: kubelite.v1.NodeStatus.addresses:type_name -> kubelite.v1.NodeAddress
 	45, // 63: kubelite.v1.NodeStatus.node_info:type_name -> kubelite.v1.NodeSystemInfo
 	38, // 64: kubelite.v1.NodeStatus.daemon_endpoints:type_name -> kubelite.v1.NodeDaemonEndpoints
 	39, // 65: kubelite.v1.NodeDaemonEndpoints.kubelet_endpoint:type_name -> kubelite.v1.DaemonEndpoint
-	60, // 66: kubelite.v1.NodeCondition.last_heartbeat_time:type_name -> google.protobuf.Timestamp
-	60, // 67: kubelite.v1.NodeCondition.last_transition_time:type_name -> google.protobuf.Timestamp
-	57, // 68: kubelite.v1.Lease.metadata:type_name -> kubelite.v1.ObjectMeta
+	68, // 66: kubelite.v1.NodeCondition.last_heartbeat_time:type_name -> google.protobuf.Timestamp
+	68, // 67: kubelite.v1.NodeCondition.last_transition_time:type_name -> google.protobuf.Timestamp
+	65, // 68: kubelite.v1.Lease.metadata:type_name -> kubelite.v1.ObjectMeta
 	48, // 69: kubelite.v1.Lease.spec:type_name -> kubelite.v1.LeaseSpec
-	58, // 70: kubelite.v1.LeaseList.metadata:type_name -> kubelite.v1.ListMeta
+	66, // 70: kubelite.v1.LeaseList.metadata:type_name -> kubelite.v1.ListMeta
 	46, // 71: kubelite.v1.LeaseList.items:type_name -> kubelite.v1.Lease
-	60, // 72: kubelite.v1.LeaseSpec.acquire_time:type_name -> google.protobuf.Timestamp
-	60, // 73: kubelite.v1.LeaseSpec.renew_time:type_name -> google.protobuf.Timestamp
-	57, // 74: kubelite.v1.Event.metadata:type_name -> kubelite.v1.ObjectMeta
-	61, // 75: kubelite.v1.Event.involved_object:type_name -> kubelite.v1.ObjectReference
+	68, // 72: kubelite.v1.LeaseSpec.acquire_time:type_name -> google.protobuf.Timestamp
+	68, // 73: kubelite.v1.LeaseSpec.renew_time:type_name -> google.protobuf.Timestamp
+	65, // 74: kubelite.v1.Event.metadata:type_name -> kubelite.v1.ObjectMeta
+	69, // 75: kubelite.v1.Event.involved_object:type_name -> kubelite.v1.ObjectReference
 	51, // 76: kubelite.v1.Event.source:type_name -> kubelite.v1.EventSource
-	60, // 77: kubelite.v1.Event.first_timestamp:type_name -> google.protobuf.Timestamp
-	60, // 78: kubelite.v1.Event.last_timestamp:type_name -> google.protobuf.Timestamp
-	58, // 79: kubelite.v1.EventList.metadata:type_name -> kubelite.v1.ListMeta
+	68, // 77: kubelite.v1.Event.first_timestamp:type_name -> google.protobuf.Timestamp
+	68, // 78: kubelite.v1.Event.last_timestamp:type_name -> google.protobuf.Timestamp
+	66, // 79: kubelite.v1.EventList.metadata:type_name -> kubelite.v1.ListMeta
 	49, // 80: kubelite.v1.EventList.items:type_name -> kubelite.v1.Event
-	42, // 81: kubelite.v1.KubeletService.ContainerLogs:input_type -> kubelite.v1.ContainerLogRequest
-	41, // 82: kubelite.v1.KubeletService.ContainerLogs:output_type -> kubelite.v1.LogChunk
-	82, // [82:83] is the sub-list for method output_type
-	81, // [81:82] is the sub-list for method input_type
-	81, // [81:81] is the sub-list for extension type_name
-	81, // [81:81] is the sub-list for extension extendee
-	0,  // [0:81] is the sub-list for field type_name
+	65, // 81: kubelite.v1.PersistentVolumeClaim.metadata:type_name -> kubelite.v1.ObjectMeta
+	54, // 82: kubelite.v1.PersistentVolumeClaim.spec:type_name -> kubelite.v1.PersistentVolumeClaimSpec
+	56, // 83: kubelite.v1.PersistentVolumeClaim.status:type_name -> kubelite.v1.PersistentVolumeClaimStatus
+	66, // 84: kubelite.v1.PersistentVolumeClaimList.metadata:type_name -> kubelite.v1.ListMeta
+	52, // 85: kubelite.v1.PersistentVolumeClaimList.items:type_name -> kubelite.v1.PersistentVolumeClaim
+	55, // 86: kubelite.v1.PersistentVolumeClaimSpec.resources:type_name -> kubelite.v1.VolumeResourceRequirements
+	62, // 87: kubelite.v1.VolumeResourceRequirements.limits:type_name -> kubelite.v1.VolumeResourceRequirements.LimitsEntry
+	63, // 88: kubelite.v1.VolumeResourceRequirements.requests:type_name -> kubelite.v1.VolumeResourceRequirements.RequestsEntry
+	64, // 89: kubelite.v1.PersistentVolumeClaimStatus.capacity:type_name -> kubelite.v1.PersistentVolumeClaimStatus.CapacityEntry
+	42, // 90: kubelite.v1.KubeletService.ContainerLogs:input_type -> kubelite.v1.ContainerLogRequest
+	41, // 91: kubelite.v1.KubeletService.ContainerLogs:output_type -> kubelite.v1.LogChunk
+	91, // [91:92] is the sub-list for method output_type
+	90, // [90:91] is the sub-list for method input_type
+	90, // [90:90] is the sub-list for extension type_name
+	90, // [90:90] is the sub-list for extension extendee
+	0,  // [0:90] is the sub-list for field type_name
 }
 
 func init() { file_kubelite_v1_core_proto_init() }
@@ -4140,13 +4527,14 @@ func file_kubelite_v1_core_proto_init() {
 	file_kubelite_v1_core_proto_msgTypes[40].OneofWrappers = []any{}
 	file_kubelite_v1_core_proto_msgTypes[42].OneofWrappers = []any{}
 	file_kubelite_v1_core_proto_msgTypes[48].OneofWrappers = []any{}
+	file_kubelite_v1_core_proto_msgTypes[54].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_kubelite_v1_core_proto_rawDesc), len(file_kubelite_v1_core_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   57,
+			NumMessages:   65,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

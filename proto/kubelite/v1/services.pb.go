@@ -445,6 +445,59 @@ func (x *ControllerRevisionWatchEvent) GetObject() *ControllerRevision {
 	return nil
 }
 
+// PersistentVolumeClaimWatchEvent is one change: type is ADDED, MODIFIED, DELETED, BOOKMARK or ERROR.
+type PersistentVolumeClaimWatchEvent struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Type          string                 `protobuf:"bytes,1,opt,name=type,proto3" json:"type,omitempty"`
+	Object        *PersistentVolumeClaim `protobuf:"bytes,2,opt,name=object,proto3" json:"object,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PersistentVolumeClaimWatchEvent) Reset() {
+	*x = PersistentVolumeClaimWatchEvent{}
+	mi := &file_kubelite_v1_services_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PersistentVolumeClaimWatchEvent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PersistentVolumeClaimWatchEvent) ProtoMessage() {}
+
+func (x *PersistentVolumeClaimWatchEvent) ProtoReflect() protoreflect.Message {
+	mi := &file_kubelite_v1_services_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PersistentVolumeClaimWatchEvent.ProtoReflect.Descriptor instead.
+func (*PersistentVolumeClaimWatchEvent) Descriptor() ([]byte, []int) {
+	return file_kubelite_v1_services_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *PersistentVolumeClaimWatchEvent) GetType() string {
+	if x != nil {
+		return x.Type
+	}
+	return ""
+}
+
+func (x *PersistentVolumeClaimWatchEvent) GetObject() *PersistentVolumeClaim {
+	if x != nil {
+		return x.Object
+	}
+	return nil
+}
+
 var File_kubelite_v1_services_proto protoreflect.FileDescriptor
 
 const file_kubelite_v1_services_proto_rawDesc = "" +
@@ -473,7 +526,10 @@ const file_kubelite_v1_services_proto_rawDesc = "" +
 	"\x06object\x18\x02 \x01(\v2\x18.kubelite.v1.StatefulSetR\x06object\"k\n" +
 	"\x1cControllerRevisionWatchEvent\x12\x12\n" +
 	"\x04type\x18\x01 \x01(\tR\x04type\x127\n" +
-	"\x06object\x18\x02 \x01(\v2\x1f.kubelite.v1.ControllerRevisionR\x06object2\xed\x03\n" +
+	"\x06object\x18\x02 \x01(\v2\x1f.kubelite.v1.ControllerRevisionR\x06object\"q\n" +
+	"\x1fPersistentVolumeClaimWatchEvent\x12\x12\n" +
+	"\x04type\x18\x01 \x01(\tR\x04type\x12:\n" +
+	"\x06object\x18\x02 \x01(\v2\".kubelite.v1.PersistentVolumeClaimR\x06object2\xed\x03\n" +
 	"\n" +
 	"PodService\x12,\n" +
 	"\x06Create\x12\x10.kubelite.v1.Pod\x1a\x10.kubelite.v1.Pod\x120\n" +
@@ -540,7 +596,15 @@ const file_kubelite_v1_services_proto_rawDesc = "" +
 	"\x06Update\x12\x1f.kubelite.v1.ControllerRevision\x1a\x1f.kubelite.v1.ControllerRevision\x12P\n" +
 	"\fUpdateStatus\x12\x1f.kubelite.v1.ControllerRevision\x1a\x1f.kubelite.v1.ControllerRevision\x12E\n" +
 	"\x06Delete\x12\x1a.kubelite.v1.DeleteRequest\x1a\x1f.kubelite.v1.ControllerRevision\x12O\n" +
-	"\x05Watch\x12\x19.kubelite.v1.WatchRequest\x1a).kubelite.v1.ControllerRevisionWatchEvent0\x01B;Z9github.com/kubelite/kubelite/proto/kubelite/v1;kubelitev1b\x06proto3"
+	"\x05Watch\x12\x19.kubelite.v1.WatchRequest\x1a).kubelite.v1.ControllerRevisionWatchEvent0\x012\xc6\x04\n" +
+	"\x1cPersistentVolumeClaimService\x12P\n" +
+	"\x06Create\x12\".kubelite.v1.PersistentVolumeClaim\x1a\".kubelite.v1.PersistentVolumeClaim\x12B\n" +
+	"\x03Get\x12\x17.kubelite.v1.GetRequest\x1a\".kubelite.v1.PersistentVolumeClaim\x12H\n" +
+	"\x04List\x12\x18.kubelite.v1.ListRequest\x1a&.kubelite.v1.PersistentVolumeClaimList\x12P\n" +
+	"\x06Update\x12\".kubelite.v1.PersistentVolumeClaim\x1a\".kubelite.v1.PersistentVolumeClaim\x12V\n" +
+	"\fUpdateStatus\x12\".kubelite.v1.PersistentVolumeClaim\x1a\".kubelite.v1.PersistentVolumeClaim\x12H\n" +
+	"\x06Delete\x12\x1a.kubelite.v1.DeleteRequest\x1a\".kubelite.v1.PersistentVolumeClaim\x12R\n" +
+	"\x05Watch\x12\x19.kubelite.v1.WatchRequest\x1a,.kubelite.v1.PersistentVolumeClaimWatchEvent0\x01B;Z9github.com/kubelite/kubelite/proto/kubelite/v1;kubelitev1b\x06proto3"
 
 var (
 	file_kubelite_v1_services_proto_rawDescOnce sync.Once
@@ -554,170 +618,188 @@ func file_kubelite_v1_services_proto_rawDescGZIP() []byte {
 	return file_kubelite_v1_services_proto_rawDescData
 }
 
-var file_kubelite_v1_services_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
+var file_kubelite_v1_services_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
 var file_kubelite_v1_services_proto_goTypes = []any{
-	(*PodWatchEvent)(nil),                // 0: kubelite.v1.PodWatchEvent
-	(*NodeWatchEvent)(nil),               // 1: kubelite.v1.NodeWatchEvent
-	(*LeaseWatchEvent)(nil),              // 2: kubelite.v1.LeaseWatchEvent
-	(*EventWatchEvent)(nil),              // 3: kubelite.v1.EventWatchEvent
-	(*ReplicaSetWatchEvent)(nil),         // 4: kubelite.v1.ReplicaSetWatchEvent
-	(*DeploymentWatchEvent)(nil),         // 5: kubelite.v1.DeploymentWatchEvent
-	(*StatefulSetWatchEvent)(nil),        // 6: kubelite.v1.StatefulSetWatchEvent
-	(*ControllerRevisionWatchEvent)(nil), // 7: kubelite.v1.ControllerRevisionWatchEvent
-	(*Pod)(nil),                          // 8: kubelite.v1.Pod
-	(*Node)(nil),                         // 9: kubelite.v1.Node
-	(*Lease)(nil),                        // 10: kubelite.v1.Lease
-	(*Event)(nil),                        // 11: kubelite.v1.Event
-	(*ReplicaSet)(nil),                   // 12: kubelite.v1.ReplicaSet
-	(*Deployment)(nil),                   // 13: kubelite.v1.Deployment
-	(*StatefulSet)(nil),                  // 14: kubelite.v1.StatefulSet
-	(*ControllerRevision)(nil),           // 15: kubelite.v1.ControllerRevision
-	(*GetRequest)(nil),                   // 16: kubelite.v1.GetRequest
-	(*ListRequest)(nil),                  // 17: kubelite.v1.ListRequest
-	(*DeleteRequest)(nil),                // 18: kubelite.v1.DeleteRequest
-	(*WatchRequest)(nil),                 // 19: kubelite.v1.WatchRequest
-	(*Binding)(nil),                      // 20: kubelite.v1.Binding
-	(*PodLogRequest)(nil),                // 21: kubelite.v1.PodLogRequest
-	(*PodList)(nil),                      // 22: kubelite.v1.PodList
-	(*LogChunk)(nil),                     // 23: kubelite.v1.LogChunk
-	(*NodeList)(nil),                     // 24: kubelite.v1.NodeList
-	(*LeaseList)(nil),                    // 25: kubelite.v1.LeaseList
-	(*EventList)(nil),                    // 26: kubelite.v1.EventList
-	(*ReplicaSetList)(nil),               // 27: kubelite.v1.ReplicaSetList
-	(*DeploymentList)(nil),               // 28: kubelite.v1.DeploymentList
-	(*StatefulSetList)(nil),              // 29: kubelite.v1.StatefulSetList
-	(*ControllerRevisionList)(nil),       // 30: kubelite.v1.ControllerRevisionList
+	(*PodWatchEvent)(nil),                   // 0: kubelite.v1.PodWatchEvent
+	(*NodeWatchEvent)(nil),                  // 1: kubelite.v1.NodeWatchEvent
+	(*LeaseWatchEvent)(nil),                 // 2: kubelite.v1.LeaseWatchEvent
+	(*EventWatchEvent)(nil),                 // 3: kubelite.v1.EventWatchEvent
+	(*ReplicaSetWatchEvent)(nil),            // 4: kubelite.v1.ReplicaSetWatchEvent
+	(*DeploymentWatchEvent)(nil),            // 5: kubelite.v1.DeploymentWatchEvent
+	(*StatefulSetWatchEvent)(nil),           // 6: kubelite.v1.StatefulSetWatchEvent
+	(*ControllerRevisionWatchEvent)(nil),    // 7: kubelite.v1.ControllerRevisionWatchEvent
+	(*PersistentVolumeClaimWatchEvent)(nil), // 8: kubelite.v1.PersistentVolumeClaimWatchEvent
+	(*Pod)(nil),                             // 9: kubelite.v1.Pod
+	(*Node)(nil),                            // 10: kubelite.v1.Node
+	(*Lease)(nil),                           // 11: kubelite.v1.Lease
+	(*Event)(nil),                           // 12: kubelite.v1.Event
+	(*ReplicaSet)(nil),                      // 13: kubelite.v1.ReplicaSet
+	(*Deployment)(nil),                      // 14: kubelite.v1.Deployment
+	(*StatefulSet)(nil),                     // 15: kubelite.v1.StatefulSet
+	(*ControllerRevision)(nil),              // 16: kubelite.v1.ControllerRevision
+	(*PersistentVolumeClaim)(nil),           // 17: kubelite.v1.PersistentVolumeClaim
+	(*GetRequest)(nil),                      // 18: kubelite.v1.GetRequest
+	(*ListRequest)(nil),                     // 19: kubelite.v1.ListRequest
+	(*DeleteRequest)(nil),                   // 20: kubelite.v1.DeleteRequest
+	(*WatchRequest)(nil),                    // 21: kubelite.v1.WatchRequest
+	(*Binding)(nil),                         // 22: kubelite.v1.Binding
+	(*PodLogRequest)(nil),                   // 23: kubelite.v1.PodLogRequest
+	(*PodList)(nil),                         // 24: kubelite.v1.PodList
+	(*LogChunk)(nil),                        // 25: kubelite.v1.LogChunk
+	(*NodeList)(nil),                        // 26: kubelite.v1.NodeList
+	(*LeaseList)(nil),                       // 27: kubelite.v1.LeaseList
+	(*EventList)(nil),                       // 28: kubelite.v1.EventList
+	(*ReplicaSetList)(nil),                  // 29: kubelite.v1.ReplicaSetList
+	(*DeploymentList)(nil),                  // 30: kubelite.v1.DeploymentList
+	(*StatefulSetList)(nil),                 // 31: kubelite.v1.StatefulSetList
+	(*ControllerRevisionList)(nil),          // 32: kubelite.v1.ControllerRevisionList
+	(*PersistentVolumeClaimList)(nil),       // 33: kubelite.v1.PersistentVolumeClaimList
 }
 var file_kubelite_v1_services_proto_depIdxs = []int32{
-	8,  // 0: kubelite.v1.PodWatchEvent.object:type_name -> kubelite.v1.Pod
-	9,  // 1: kubelite.v1.NodeWatchEvent.object:type_name -> kubelite.v1.Node
-	10, // 2: kubelite.v1.LeaseWatchEvent.object:type_name -> kubelite.v1.Lease
-	11, // 3: kubelite.v1.EventWatchEvent.object:type_name -> kubelite.v1.Event
-	12, // 4: kubelite.v1.ReplicaSetWatchEvent.object:type_name -> kubelite.v1.ReplicaSet
-	13, // 5: kubelite.v1.DeploymentWatchEvent.object:type_name -> kubelite.v1.Deployment
-	14, // 6: kubelite.v1.StatefulSetWatchEvent.object:type_name -> kubelite.v1.StatefulSet
-	15, // 7: kubelite.v1.ControllerRevisionWatchEvent.object:type_name -> kubelite.v1.ControllerRevision
-	8,  // 8: kubelite.v1.PodService.Create:input_type -> kubelite.v1.Pod
-	16, // 9: kubelite.v1.PodService.Get:input_type -> kubelite.v1.GetRequest
-	17, // 10: kubelite.v1.PodService.List:input_type -> kubelite.v1.ListRequest
-	8,  // 11: kubelite.v1.PodService.Update:input_type -> kubelite.v1.Pod
-	8,  // 12: kubelite.v1.PodService.UpdateStatus:input_type -> kubelite.v1.Pod
-	18, // 13: kubelite.v1.PodService.Delete:input_type -> kubelite.v1.DeleteRequest
-	19, // 14: kubelite.v1.PodService.Watch:input_type -> kubelite.v1.WatchRequest
-	20, // 15: kubelite.v1.PodService.Bind:input_type -> kubelite.v1.Binding
-	21, // 16: kubelite.v1.PodService.Logs:input_type -> kubelite.v1.PodLogRequest
-	9,  // 17: kubelite.v1.NodeService.Create:input_type -> kubelite.v1.Node
-	16, // 18: kubelite.v1.NodeService.Get:input_type -> kubelite.v1.GetRequest
-	17, // 19: kubelite.v1.NodeService.List:input_type -> kubelite.v1.ListRequest
-	9,  // 20: kubelite.v1.NodeService.Update:input_type -> kubelite.v1.Node
-	9,  // 21: kubelite.v1.NodeService.UpdateStatus:input_type -> kubelite.v1.Node
-	18, // 22: kubelite.v1.NodeService.Delete:input_type -> kubelite.v1.DeleteRequest
-	19, // 23: kubelite.v1.NodeService.Watch:input_type -> kubelite.v1.WatchRequest
-	10, // 24: kubelite.v1.LeaseService.Create:input_type -> kubelite.v1.Lease
-	16, // 25: kubelite.v1.LeaseService.Get:input_type -> kubelite.v1.GetRequest
-	17, // 26: kubelite.v1.LeaseService.List:input_type -> kubelite.v1.ListRequest
-	10, // 27: kubelite.v1.LeaseService.Update:input_type -> kubelite.v1.Lease
-	10, // 28: kubelite.v1.LeaseService.UpdateStatus:input_type -> kubelite.v1.Lease
-	18, // 29: kubelite.v1.LeaseService.Delete:input_type -> kubelite.v1.DeleteRequest
-	19, // 30: kubelite.v1.LeaseService.Watch:input_type -> kubelite.v1.WatchRequest
-	11, // 31: kubelite.v1.EventService.Create:input_type -> kubelite.v1.Event
-	16, // 32: kubelite.v1.EventService.Get:input_type -> kubelite.v1.GetRequest
-	17, // 33: kubelite.v1.EventService.List:input_type -> kubelite.v1.ListRequest
-	11, // 34: kubelite.v1.EventService.Update:input_type -> kubelite.v1.Event
-	11, // 35: kubelite.v1.EventService.UpdateStatus:input_type -> kubelite.v1.Event
-	18, // 36: kubelite.v1.EventService.Delete:input_type -> kubelite.v1.DeleteRequest
-	19, // 37: kubelite.v1.EventService.Watch:input_type -> kubelite.v1.WatchRequest
-	12, // 38: kubelite.v1.ReplicaSetService.Create:input_type -> kubelite.v1.ReplicaSet
-	16, // 39: kubelite.v1.ReplicaSetService.Get:input_type -> kubelite.v1.GetRequest
-	17, // 40: kubelite.v1.ReplicaSetService.List:input_type -> kubelite.v1.ListRequest
-	12, // 41: kubelite.v1.ReplicaSetService.Update:input_type -> kubelite.v1.ReplicaSet
-	12, // 42: kubelite.v1.ReplicaSetService.UpdateStatus:input_type -> kubelite.v1.ReplicaSet
-	18, // 43: kubelite.v1.ReplicaSetService.Delete:input_type -> kubelite.v1.DeleteRequest
-	19, // 44: kubelite.v1.ReplicaSetService.Watch:input_type -> kubelite.v1.WatchRequest
-	13, // 45: kubelite.v1.DeploymentService.Create:input_type -> kubelite.v1.Deployment
-	16, // 46: kubelite.v1.DeploymentService.Get:input_type -> kubelite.v1.GetRequest
-	17, // 47: kubelite.v1.DeploymentService.List:input_type -> kubelite.v1.ListRequest
-	13, // 48: kubelite.v1.DeploymentService.Update:input_type -> kubelite.v1.Deployment
-	13, // 49: kubelite.v1.DeploymentService.UpdateStatus:input_type -> kubelite.v1.Deployment
-	18, // 50: kubelite.v1.DeploymentService.Delete:input_type -> kubelite.v1.DeleteRequest
-	19, // 51: kubelite.v1.DeploymentService.Watch:input_type -> kubelite.v1.WatchRequest
-	14, // 52: kubelite.v1.StatefulSetService.Create:input_type -> kubelite.v1.StatefulSet
-	16, // 53: kubelite.v1.StatefulSetService.Get:input_type -> kubelite.v1.GetRequest
-	17, // 54: kubelite.v1.StatefulSetService.List:input_type -> kubelite.v1.ListRequest
-	14, // 55: kubelite.v1.StatefulSetService.Update:input_type -> kubelite.v1.StatefulSet
-	14, // 56: kubelite.v1.StatefulSetService.UpdateStatus:input_type -> kubelite.v1.StatefulSet
-	18, // 57: kubelite.v1.StatefulSetService.Delete:input_type -> kubelite.v1.DeleteRequest
-	19, // 58: kubelite.v1.StatefulSetService.Watch:input_type -> kubelite.v1.WatchRequest
-	15, // 59: kubelite.v1.ControllerRevisionService.Create:input_type -> kubelite.v1.ControllerRevision
-	16, // 60: kubelite.v1.ControllerRevisionService.Get:input_type -> kubelite.v1.GetRequest
-	17, // 61: kubelite.v1.ControllerRevisionService.List:input_type -> kubelite.v1.ListRequest
-	15, // 62: kubelite.v1.ControllerRevisionService.Update:input_type -> kubelite.v1.ControllerRevision
-	15, // 63: kubelite.v1.ControllerRevisionService.UpdateStatus:input_type -> kubelite.v1.ControllerRevision
-	18, // 64: kubelite.v1.ControllerRevisionService.Delete:input_type -> kubelite.v1.DeleteRequest
-	19, // 65: kubelite.v1.ControllerRevisionService.Watch:input_type -> kubelite.v1.WatchRequest
-	8,  // 66: kubelite.v1.PodService.Create:output_type -> kubelite.v1.Pod
-	8,  // 67: kubelite.v1.PodService.Get:output_type -> kubelite.v1.Pod
-	22, // 68: kubelite.v1.PodService.List:output_type -> kubelite.v1.PodList
-	8,  // 69: kubelite.v1.PodService.Update:output_type -> kubelite.v1.Pod
-	8,  // 70: kubelite.v1.PodService.UpdateStatus:output_type -> kubelite.v1.Pod
-	8,  // 71: kubelite.v1.PodService.Delete:output_type -> kubelite.v1.Pod
-	0,  // 72: kubelite.v1.PodService.Watch:output_type -> kubelite.v1.PodWatchEvent
-	8,  // 73: kubelite.v1.PodService.Bind:output_type -> kubelite.v1.Pod
-	23, // 74: kubelite.v1.PodService.Logs:output_type -> kubelite.v1.LogChunk
-	9,  // 75: kubelite.v1.NodeService.Create:output_type -> kubelite.v1.Node
-	9,  // 76: kubelite.v1.NodeService.Get:output_type -> kubelite.v1.Node
-	24, // 77: kubelite.v1.NodeService.List:output_type -> kubelite.v1.NodeList
-	9,  // 78: kubelite.v1.NodeService.Update:output_type -> kubelite.v1.Node
-	9,  // 79: kubelite.v1.NodeService.UpdateStatus:output_type -> kubelite.v1.Node
-	9,  // 80: kubelite.v1.NodeService.Delete:output_type -> kubelite.v1.Node
-	1,  // 81: kubelite.v1.NodeService.Watch:output_type -> kubelite.v1.NodeWatchEvent
-	10, // 82: kubelite.v1.LeaseService.Create:output_type -> kubelite.v1.Lease
-	10, // 83: kubelite.v1.LeaseService.Get:output_type -> kubelite.v1.Lease
-	25, // 84: kubelite.v1.LeaseService.List:output_type -> kubelite.v1.LeaseList
-	10, // 85: kubelite.v1.LeaseService.Update:output_type -> kubelite.v1.Lease
-	10, // 86: kubelite.v1.LeaseService.UpdateStatus:output_type -> kubelite.v1.Lease
-	10, // 87: kubelite.v1.LeaseService.Delete:output_type -> kubelite.v1.Lease
-	2,  // 88: kubelite.v1.LeaseService.Watch:output_type -> kubelite.v1.LeaseWatchEvent
-	11, // 89: kubelite.v1.EventService.Create:output_type -> kubelite.v1.Event
-	11, // 90: kubelite.v1.EventService.Get:output_type -> kubelite.v1.Event
-	26, // 91: kubelite.v1.EventService.List:output_type -> kubelite.v1.EventList
-	11, // 92: kubelite.v1.EventService.Update:output_type -> kubelite.v1.Event
-	11, // 93: kubelite.v1.EventService.UpdateStatus:output_type -> kubelite.v1.Event
-	11, // 94: kubelite.v1.EventService.Delete:output_type -> kubelite.v1.Event
-	3,  // 95: kubelite.v1.EventService.Watch:output_type -> kubelite.v1.EventWatchEvent
-	12, // 96: kubelite.v1.ReplicaSetService.Create:output_type -> kubelite.v1.ReplicaSet
-	12, // 97: kubelite.v1.ReplicaSetService.Get:output_type -> kubelite.v1.ReplicaSet
-	27, // 98: kubelite.v1.ReplicaSetService.List:output_type -> kubelite.v1.ReplicaSetList
-	12, // 99: kubelite.v1.ReplicaSetService.Update:output_type -> kubelite.v1.ReplicaSet
-	12, // 100: kubelite.v1.ReplicaSetService.UpdateStatus:output_type -> kubelite.v1.ReplicaSet
-	12, // 101: kubelite.v1.ReplicaSetService.Delete:output_type -> kubelite.v1.ReplicaSet
-	4,  // 102: kubelite.v1.ReplicaSetService.Watch:output_type -> kubelite.v1.ReplicaSetWatchEvent
-	13, // 103: kubelite.v1.DeploymentService.Create:output_type -> kubelite.v1.Deployment
-	13, // 104: kubelite.v1.DeploymentService.Get:output_type -> kubelite.v1.Deployment
-	28, // 105: kubelite.v1.DeploymentService.List:output_type -> kubelite.v1.DeploymentList
-	13, // 106: kubelite.v1.DeploymentService.Update:output_type -> kubelite.v1.Deployment
-	13, // 107: kubelite.v1.DeploymentService.UpdateStatus:output_type -> kubelite.v1.Deployment
-	13, // 108: kubelite.v1.DeploymentService.Delete:output_type -> kubelite.v1.Deployment
-	5,  // 109: kubelite.v1.DeploymentService.Watch:output_type -> kubelite.v1.DeploymentWatchEvent
-	14, // 110: kubelite.v1.StatefulSetService.Create:output_type -> kubelite.v1.StatefulSet
-	14, // 111: kubelite.v1.StatefulSetService.Get:output_type -> kubelite.v1.StatefulSet
-	29, // 112: kubelite.v1.StatefulSetService.List:output_type -> kubelite.v1.StatefulSetList
-	14, // 113: kubelite.v1.StatefulSetService.Update:output_type -> kubelite.v1.StatefulSet
-	14, // 114: kubelite.v1.StatefulSetService.UpdateStatus:output_type -> kubelite.v1.StatefulSet
-	14, // 115: kubelite.v1.StatefulSetService.Delete:output_type -> kubelite.v1.StatefulSet
-	6,  // 116: kubelite.v1.StatefulSetService.Watch:output_type -> kubelite.v1.StatefulSetWatchEvent
-	15, // 117: kubelite.v1.ControllerRevisionService.Create:output_type -> kubelite.v1.ControllerRevision
-	15, // 118: kubelite.v1.ControllerRevisionService.Get:output_type -> kubelite.v1.ControllerRevision
-	30, // 119: kubelite.v1.ControllerRevisionService.List:output_type -> kubelite.v1.ControllerRevisionList
-	15, // 120: kubelite.v1.ControllerRevisionService.Update:output_type -> kubelite.v1.ControllerRevision
-	15, // 121: kubelite.v1.ControllerRevisionService.UpdateStatus:output_type -> kubelite.v1.ControllerRevision
-	15, // 122: kubelite.v1.ControllerRevisionService.Delete:output_type -> kubelite.v1.ControllerRevision
-	7,  // 123: kubelite.v1.ControllerRevisionService.Watch:output_type -> kubelite.v1.ControllerRevisionWatchEvent
-	66, // [66:124] is the sub-list for method output_type
-	8,  // [8:66] is the sub-list for method input_type
-	8,  // [8:8] is the sub-list for extension type_name
-	8,  // [8:8] is the sub-list for extension extendee
-	0,  // [0:8] is the sub-list for field type_name
+	9,  // 0: kubelite.v1.PodWatchEvent.object:type_name -> kubelite.v1.Pod
+	10, // 1: kubelite.v1.NodeWatchEvent.object:type_name -> kubelite.v1.Node
+	11, // 2: kubelite.v1.LeaseWatchEvent.object:type_name -> kubelite.v1.Lease
+	12, // 3: kubelite.v1.EventWatchEvent.object:type_name -> kubelite.v1.Event
+	13, // 4: kubelite.v1.ReplicaSetWatchEvent.object:type_name -> kubelite.v1.ReplicaSet
+	14, // 5: kubelite.v1.DeploymentWatchEvent.object:type_name -> kubelite.v1.Deployment
+	15, // 6: kubelite.v1.StatefulSetWatchEvent.object:type_name -> kubelite.v1.StatefulSet
+	16, // 7: kubelite.v1.ControllerRevisionWatchEvent.object:type_name -> kubelite.v1.ControllerRevision
+	17, // 8: kubelite.v1.PersistentVolumeClaimWatchEvent.object:type_name -> kubelite.v1.PersistentVolumeClaim
+	9,  // 9: kubelite.v1.PodService.Create:input_type -> kubelite.v1.Pod
+	18, // 10: kubelite.v1.PodService.Get:input_type -> kubelite.v1.GetRequest
+	19, // 11: kubelite.v1.PodService.List:input_type -> kubelite.v1.ListRequest
+	9,  // 12: kubelite.v1.PodService.Update:input_type -> kubelite.v1.Pod
+	9,  // 13: kubelite.v1.PodService.UpdateStatus:input_type -> kubelite.v1.Pod
+	20, // 14: kubelite.v1.PodService.Delete:input_type -> kubelite.v1.DeleteRequest
+	21, // 15: kubelite.v1.PodService.Watch:input_type -> kubelite.v1.WatchRequest
+	22, // 16: kubelite.v1.PodService.Bind:input_type -> kubelite.v1.Binding
+	23, // 17: kubelite.v1.PodService.Logs:input_type -> kubelite.v1.PodLogRequest
+	10, // 18: kubelite.v1.NodeService.Create:input_type -> kubelite.v1.Node
+	18, // 19: kubelite.v1.NodeService.Get:input_type -> kubelite.v1.GetRequest
+	19, // 20: kubelite.v1.NodeService.List:input_type -> kubelite.v1.ListRequest
+	10, // 21: kubelite.v1.NodeService.Update:input_type -> kubelite.v1.Node
+	10, // 22: kubelite.v1.NodeService.UpdateStatus:input_type -> kubelite.v1.Node
+	20, // 23: kubelite.v1.NodeService.Delete:input_type -> kubelite.v1.DeleteRequest
+	21, // 24: kubelite.v1.NodeService.Watch:input_type -> kubelite.v1.WatchRequest
+	11, // 25: kubelite.v1.LeaseService.Create:input_type -> kubelite.v1.Lease
+	18, // 26: kubelite.v1.LeaseService.Get:input_type -> kubelite.v1.GetRequest
+	19, // 27: kubelite.v1.LeaseService.List:input_type -> kubelite.v1.ListRequest
+	11, // 28: kubelite.v1.LeaseService.Update:input_type -> kubelite.v1.Lease
+	11, // 29: kubelite.v1.LeaseService.UpdateStatus:input_type -> kubelite.v1.Lease
+	20, // 30: kubelite.v1.LeaseService.Delete:input_type -> kubelite.v1.DeleteRequest
+	21, // 31: kubelite.v1.LeaseService.Watch:input_type -> kubelite.v1.WatchRequest
+	12, // 32: kubelite.v1.EventService.Create:input_type -> kubelite.v1.Event
+	18, // 33: kubelite.v1.EventService.Get:input_type -> kubelite.v1.GetRequest
+	19, // 34: kubelite.v1.EventService.List:input_type -> kubelite.v1.ListRequest
+	12, // 35: kubelite.v1.EventService.Update:input_type -> kubelite.v1.Event
+	12, // 36: kubelite.v1.EventService.UpdateStatus:input_type -> kubelite.v1.Event
+	20, // 37: kubelite.v1.EventService.Delete:input_type -> kubelite.v1.DeleteRequest
+	21, // 38: kubelite.v1.EventService.Watch:input_type -> kubelite.v1.WatchRequest
+	13, // 39: kubelite.v1.ReplicaSetService.Create:input_type -> kubelite.v1.ReplicaSet
+	18, // 40: kubelite.v1.ReplicaSetService.Get:input_type -> kubelite.v1.GetRequest
+	19, // 41: kubelite.v1.ReplicaSetService.List:input_type -> kubelite.v1.ListRequest
+	13, // 42: kubelite.v1.ReplicaSetService.Update:input_type -> kubelite.v1.ReplicaSet
+	13, // 43: kubelite.v1.ReplicaSetService.UpdateStatus:input_type -> kubelite.v1.ReplicaSet
+	20, // 44: kubelite.v1.ReplicaSetService.Delete:input_type -> kubelite.v1.DeleteRequest
+	21, // 45: kubelite.v1.ReplicaSetService.Watch:input_type -> kubelite.v1.WatchRequest
+	14, // 46: kubelite.v1.DeploymentService.Create:input_type -> kubelite.v1.Deployment
+	18, // 47: kubelite.v1.DeploymentService.Get:input_type -> kubelite.v1.GetRequest
+	19, // 48: kubelite.v1.DeploymentService.List:input_type -> kubelite.v1.ListRequest
+	14, // 49: kubelite.v1.DeploymentService.Update:input_type -> kubelite.v1.Deployment
+	14, // 50: kubelite.v1.DeploymentService.UpdateStatus:input_type -> kubelite.v1.Deployment
+	20, // 51: kubelite.v1.DeploymentService.Delete:input_type -> kubelite.v1.DeleteRequest
+	21, // 52: kubelite.v1.DeploymentService.Watch:input_type -> kubelite.v1.WatchRequest
+	15, // 53: kubelite.v1.StatefulSetService.Create:input_type -> kubelite.v1.StatefulSet
+	18, // 54: kubelite.v1.StatefulSetService.Get:input_type -> kubelite.v1.GetRequest
+	19, // 55: kubelite.v1.StatefulSetService.List:input_type -> kubelite.v1.ListRequest
+	15, // 56: kubelite.v1.StatefulSetService.Update:input_type -> kubelite.v1.StatefulSet
+	15, // 57: kubelite.v1.StatefulSetService.UpdateStatus:input_type -> kubelite.v1.StatefulSet
+	20, // 58: kubelite.v1.StatefulSetService.Delete:input_type -> kubelite.v1.DeleteRequest
+	21, // 59: kubelite.v1.StatefulSetService.Watch:input_type -> kubelite.v1.WatchRequest
+	16, // 60: kubelite.v1.ControllerRevisionService.Create:input_type -> kubelite.v1.ControllerRevision
+	18, // 61: kubelite.v1.ControllerRevisionService.Get:input_type -> kubelite.v1.GetRequest
+	19, // 62: kubelite.v1.ControllerRevisionService.List:input_type -> kubelite.v1.ListRequest
+	16, // 63: kubelite.v1.ControllerRevisionService.Update:input_type -> kubelite.v1.ControllerRevision
+	16, // 64: kubelite.v1.ControllerRevisionService.UpdateStatus:input_type -> kubelite.v1.ControllerRevision
+	20, // 65: kubelite.v1.ControllerRevisionService.Delete:input_type -> kubelite.v1.DeleteRequest
+	21, // 66: kubelite.v1.ControllerRevisionService.Watch:input_type -> kubelite.v1.WatchRequest
+	17, // 67: kubelite.v1.PersistentVolumeClaimService.Create:input_type -> kubelite.v1.PersistentVolumeClaim
+	18, // 68: kubelite.v1.PersistentVolumeClaimService.Get:input_type -> kubelite.v1.GetRequest
+	19, // 69: kubelite.v1.PersistentVolumeClaimService.List:input_type -> kubelite.v1.ListRequest
+	17, // 70: kubelite.v1.PersistentVolumeClaimService.Update:input_type -> kubelite.v1.PersistentVolumeClaim
+	17, // 71: kubelite.v1.PersistentVolumeClaimService.UpdateStatus:input_type -> kubelite.v1.PersistentVolumeClaim
+	20, // 72: kubelite.v1.PersistentVolumeClaimService.Delete:input_type -> kubelite.v1.DeleteRequest
+	21, // 73: kubelite.v1.PersistentVolumeClaimService.Watch:input_type -> kubelite.v1.WatchRequest
+	9,  // 74: kubelite.v1.PodService.Create:output_type -> kubelite.v1.Pod
+	9,  // 75: kubelite.v1.PodService.Get:output_type -> kubelite.v1.Pod
+	24, // 76: kubelite.v1.PodService.List:output_type -> kubelite.v1.PodList
+	9,  // 77: kubelite.v1.PodService.Update:output_type -> kubelite.v1.Pod
+	9,  // 78: kubelite.v1.PodService.UpdateStatus:output_type -> kubelite.v1.Pod
+	9,  // 79: kubelite.v1.PodService.Delete:output_type -> kubelite.v1.Pod
+	0,  // 80: kubelite.v1.PodService.Watch:output_type -> kubelite.v1.PodWatchEvent
+	9,  // 81: kubelite.v1.PodService.Bind:output_type -> kubelite.v1.Pod
+	25, // 82: kubelite.v1.PodService.Logs:output_type -> kubelite.v1.LogChunk
+	10, // 83: kubelite.v1.NodeService.Create:output_type -> kubelite.v1.Node
+	10, // 84: kubelite.v1.NodeService.Get:output_type -> kubelite.v1.Node
+	26, // 85: kubelite.v1.NodeService.List:output_type -> kubelite.v1.NodeList
+	10, // 86: kubelite.v1.NodeService.Update:output_type -> kubelite.v1.Node
+	10, // 87: kubelite.v1.NodeService.UpdateStatus:output_type -> kubelite.v1.Node
+	10, // 88: kubelite.v1.NodeService.Delete:output_type -> kubelite.v1.Node
+	1,  // 89: kubelite.v1.NodeService.Watch:output_type -> kubelite.v1.NodeWatchEvent
+	11, // 90: kubelite.v1.LeaseService.Create:output_type -> kubelite.v1.Lease
+	11, // 91: kubelite.v1.LeaseService.Get:output_type -> kubelite.v1.Lease
+	27, // 92: kubelite.v1.LeaseService.List:output_type -> kubelite.v1.LeaseList
+	11, // 93: kubelite.v1.LeaseService.Update:output_type -> kubelite.v1.Lease
+	11, // 94: kubelite.v1.LeaseService.UpdateStatus:output_type -> kubelite.v1.Lease
+	11, // 95: kubelite.v1.LeaseService.Delete:output_type -> kubelite.v1.Lease
+	2,  // 96: kubelite.v1.LeaseService.Watch:output_type -> kubelite.v1.LeaseWatchEvent
+	12, // 97: kubelite.v1.EventService.Create:output_type -> kubelite.v1.Event
+	12, // 98: kubelite.v1.EventService.Get:output_type -> kubelite.v1.Event
+	28, // 99: kubelite.v1.EventService.List:output_type -> kubelite.v1.EventList
+	12, // 100: kubelite.v1.EventService.Update:output_type -> kubelite.v1.Event
+	12, // 101: kubelite.v1.EventService.UpdateStatus:output_type -> kubelite.v1.Event
+	12, // 102: kubelite.v1.EventService.Delete:output_type -> kubelite.v1.Event
+	3,  // 103: kubelite.v1.EventService.Watch:output_type -> kubelite.v1.EventWatchEvent
+	13, // 104: kubelite.v1.ReplicaSetService.Create:output_type -> kubelite.v1.ReplicaSet
+	13, // 105: kubelite.v1.ReplicaSetService.Get:output_type -> kubelite.v1.ReplicaSet
+	29, // 106: kubelite.v1.ReplicaSetService.List:output_type -> kubelite.v1.ReplicaSetList
+	13, // 107: kubelite.v1.ReplicaSetService.Update:output_type -> kubelite.v1.ReplicaSet
+	13, // 108: kubelite.v1.ReplicaSetService.UpdateStatus:output_type -> kubelite.v1.ReplicaSet
+	13, // 109: kubelite.v1.ReplicaSetService.Delete:output_type -> kubelite.v1.ReplicaSet
+	4,  // 110: kubelite.v1.ReplicaSetService.Watch:output_type -> kubelite.v1.ReplicaSetWatchEvent
+	14, // 111: kubelite.v1.DeploymentService.Create:output_type -> kubelite.v1.Deployment
+	14, // 112: kubelite.v1.DeploymentService.Get:output_type -> kubelite.v1.Deployment
+	30, // 113: kubelite.v1.DeploymentService.List:output_type -> kubelite.v1.DeploymentList
+	14, // 114: kubelite.v1.DeploymentService.Update:output_type -> kubelite.v1.Deployment
+	14, // 115: kubelite.v1.DeploymentService.UpdateStatus:output_type -> kubelite.v1.Deployment
+	14, // 116: kubelite.v1.DeploymentService.Delete:output_type -> kubelite.v1.Deployment
+	5,  // 117: kubelite.v1.DeploymentService.Watch:output_type -> kubelite.v1.DeploymentWatchEvent
+	15, // 118: kubelite.v1.StatefulSetService.Create:output_type -> kubelite.v1.StatefulSet
+	15, // 119: kubelite.v1.StatefulSetService.Get:output_type -> kubelite.v1.StatefulSet
+	31, // 120: kubelite.v1.StatefulSetService.List:output_type -> kubelite.v1.StatefulSetList
+	15, // 121: kubelite.v1.StatefulSetService.Update:output_type -> kubelite.v1.StatefulSet
+	15, // 122: kubelite.v1.StatefulSetService.UpdateStatus:output_type -> kubelite.v1.StatefulSet
+	15, // 123: kubelite.v1.StatefulSetService.Delete:output_type -> kubelite.v1.StatefulSet
+	6,  // 124: kubelite.v1.StatefulSetService.Watch:output_type -> kubelite.v1.StatefulSetWatchEvent
+	16, // 125: kubelite.v1.ControllerRevisionService.Create:output_type -> kubelite.v1.ControllerRevision
+	16, // 126: kubelite.v1.ControllerRevisionService.Get:output_type -> kubelite.v1.ControllerRevision
+	32, // 127: kubelite.v1.ControllerRevisionService.List:output_type -> kubelite.v1.ControllerRevisionList
+	16, // 128: kubelite.v1.ControllerRevisionService.Update:output_type -> kubelite.v1.ControllerRevision
+	16, // 129: kubelite.v1.ControllerRevisionService.UpdateStatus:output_type -> kubelite.v1.ControllerRevision
+	16, // 130: kubelite.v1.ControllerRevisionService.Delete:output_type -> kubelite.v1.ControllerRevision
+	7,  // 131: kubelite.v1.ControllerRevisionService.Watch:output_type -> kubelite.v1.ControllerRevisionWatchEvent
+	17, // 132: kubelite.v1.PersistentVolumeClaimService.Create:output_type -> kubelite.v1.PersistentVolumeClaim
+	17, // 133: kubelite.v1.PersistentVolumeClaimService.Get:output_type -> kubelite.v1.PersistentVolumeClaim
+	33, // 134: kubelite.v1.PersistentVolumeClaimService.List:output_type -> kubelite.v1.PersistentVolumeClaimList
+	17, // 135: kubelite.v1.PersistentVolumeClaimService.Update:output_type -> kubelite.v1.PersistentVolumeClaim
+	17, // 136: kubelite.v1.PersistentVolumeClaimService.UpdateStatus:output_type -> kubelite.v1.PersistentVolumeClaim
+	17, // 137: kubelite.v1.PersistentVolumeClaimService.Delete:output_type -> kubelite.v1.PersistentVolumeClaim
+	8,  // 138: kubelite.v1.PersistentVolumeClaimService.Watch:output_type -> kubelite.v1.PersistentVolumeClaimWatchEvent
+	74, // [74:139] is the sub-list for method output_type
+	9,  // [9:74] is the sub-list for method input_type
+	9,  // [9:9] is the sub-list for extension type_name
+	9,  // [9:9] is the sub-list for extension extendee
+	0,  // [0:9] is the sub-list for field type_name
 }
 
 func init() { file_kubelite_v1_services_proto_init() }
@@ -734,9 +816,9 @@ func file_kubelite_v1_services_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_kubelite_v1_services_proto_rawDesc), len(file_kubelite_v1_services_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   8,
+			NumMessages:   9,
 			NumExtensions: 0,
-			NumServices:   8,
+			NumServices:   9,
 		},
 		GoTypes:           file_kubelite_v1_services_proto_goTypes,
 		DependencyIndexes: file_kubelite_v1_services_proto_depIdxs,

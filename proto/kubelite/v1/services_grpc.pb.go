@@ -2917,3 +2917,356 @@ var ControllerRevisionService_ServiceDesc = grpc.ServiceDesc{
 	},
 	Metadata: "kubelite/v1/services.proto",
 }
+
+const (
+	PersistentVolumeClaimService_Create_FullMethodName       = "/kubelite.v1.PersistentVolumeClaimService/Create"
+	PersistentVolumeClaimService_Get_FullMethodName          = "/kubelite.v1.PersistentVolumeClaimService/Get"
+	PersistentVolumeClaimService_List_FullMethodName         = "/kubelite.v1.PersistentVolumeClaimService/List"
+	PersistentVolumeClaimService_Update_FullMethodName       = "/kubelite.v1.PersistentVolumeClaimService/Update"
+	PersistentVolumeClaimService_UpdateStatus_FullMethodName = "/kubelite.v1.PersistentVolumeClaimService/UpdateStatus"
+	PersistentVolumeClaimService_Delete_FullMethodName       = "/kubelite.v1.PersistentVolumeClaimService/Delete"
+	PersistentVolumeClaimService_Watch_FullMethodName        = "/kubelite.v1.PersistentVolumeClaimService/Watch"
+)
+
+// PersistentVolumeClaimServiceClient is the client API for PersistentVolumeClaimService service.
+//
+// For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
+//
+// PersistentVolumeClaimService stores PersistentVolumeClaim objects.
+type PersistentVolumeClaimServiceClient interface {
+	// Create stores a new PersistentVolumeClaim; the server sets uid, resourceVersion and creationTimestamp.
+	Create(ctx context.Context, in *PersistentVolumeClaim, opts ...grpc.CallOption) (*PersistentVolumeClaim, error)
+	// Get reads one PersistentVolumeClaim.
+	Get(ctx context.Context, in *GetRequest, opts ...grpc.CallOption) (*PersistentVolumeClaim, error)
+	// List reads PersistentVolumeClaim objects matching the selectors, at one revision.
+	List(ctx context.Context, in *ListRequest, opts ...grpc.CallOption) (*PersistentVolumeClaimList, error)
+	// Update replaces spec and metadata (not status) if resourceVersion is current.
+	Update(ctx context.Context, in *PersistentVolumeClaim, opts ...grpc.CallOption) (*PersistentVolumeClaim, error)
+	// UpdateStatus replaces status only, if resourceVersion is current.
+	UpdateStatus(ctx context.Context, in *PersistentVolumeClaim, opts ...grpc.CallOption) (*PersistentVolumeClaim, error)
+	// Delete removes a PersistentVolumeClaim, or starts its deletion (finalizers hold it) and returns the object.
+	Delete(ctx context.Context, in *DeleteRequest, opts ...grpc.CallOption) (*PersistentVolumeClaim, error)
+	// Watch streams changes after a resourceVersion.
+	Watch(ctx context.Context, in *WatchRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[PersistentVolumeClaimWatchEvent], error)
+}
+
+type persistentVolumeClaimServiceClient struct {
+	cc grpc.ClientConnInterface
+}
+
+func NewPersistentVolumeClaimServiceClient(cc grpc.ClientConnInterface) PersistentVolumeClaimServiceClient {
+	return &persistentVolumeClaimServiceClient{cc}
+}
+
+func (c *persistentVolumeClaimServiceClient) Create(ctx context.Context, in *PersistentVolumeClaim, opts ...grpc.CallOption) (*PersistentVolumeClaim, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PersistentVolumeClaim)
+	err := c.cc.Invoke(ctx, PersistentVolumeClaimService_Create_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *persistentVolumeClaimServiceClient) Get(ctx context.Context, in *GetRequest, opts ...grpc.CallOption) (*PersistentVolumeClaim, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PersistentVolumeClaim)
+	err := c.cc.Invoke(ctx, PersistentVolumeClaimService_Get_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *persistentVolumeClaimServiceClient) List(ctx context.Context, in *ListRequest, opts ...grpc.CallOption) (*PersistentVolumeClaimList, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PersistentVolumeClaimList)
+	err := c.cc.Invoke(ctx, PersistentVolumeClaimService_List_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *persistentVolumeClaimServiceClient) Update(ctx context.Context, in *PersistentVolumeClaim, opts ...grpc.CallOption) (*PersistentVolumeClaim, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PersistentVolumeClaim)
+	err := c.cc.Invoke(ctx, PersistentVolumeClaimService_Update_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *persistentVolumeClaimServiceClient) UpdateStatus(ctx context.Context, in *PersistentVolumeClaim, opts ...grpc.CallOption) (*PersistentVolumeClaim, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PersistentVolumeClaim)
+	err := c.cc.Invoke(ctx, PersistentVolumeClaimService_UpdateStatus_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *persistentVolumeClaimServiceClient) Delete(ctx context.Context, in *DeleteRequest, opts ...grpc.CallOption) (*PersistentVolumeClaim, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PersistentVolumeClaim)
+	err := c.cc.Invoke(ctx, PersistentVolumeClaimService_Delete_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *persistentVolumeClaimServiceClient) Watch(ctx context.Context, in *WatchRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[PersistentVolumeClaimWatchEvent], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &PersistentVolumeClaimService_ServiceDesc.Streams[0], PersistentVolumeClaimService_Watch_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[WatchRequest, PersistentVolumeClaimWatchEvent]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type PersistentVolumeClaimService_WatchClient = grpc.ServerStreamingClient[PersistentVolumeClaimWatchEvent]
+
+// PersistentVolumeClaimServiceServer is the server API for PersistentVolumeClaimService service.
+// All implementations must embed UnimplementedPersistentVolumeClaimServiceServer
+// for forward compatibility.
+//
+// PersistentVolumeClaimService stores PersistentVolumeClaim objects.
+type PersistentVolumeClaimServiceServer interface {
+	// Create stores a new PersistentVolumeClaim; the server sets uid, resourceVersion and creationTimestamp.
+	Create(context.Context, *PersistentVolumeClaim) (*PersistentVolumeClaim, error)
+	// Get reads one PersistentVolumeClaim.
+	Get(context.Context, *GetRequest) (*PersistentVolumeClaim, error)
+	// List reads PersistentVolumeClaim objects matching the selectors, at one revision.
+	List(context.Context, *ListRequest) (*PersistentVolumeClaimList, error)
+	// Update replaces spec and metadata (not status) if resourceVersion is current.
+	Update(context.Context, *PersistentVolumeClaim) (*PersistentVolumeClaim, error)
+	// UpdateStatus replaces status only, if resourceVersion is current.
+	UpdateStatus(context.Context, *PersistentVolumeClaim) (*PersistentVolumeClaim, error)
+	// Delete removes a PersistentVolumeClaim, or starts its deletion (finalizers hold it) and returns the object.
+	Delete(context.Context, *DeleteRequest) (*PersistentVolumeClaim, error)
+	// Watch streams changes after a resourceVersion.
+	Watch(*WatchRequest, grpc.ServerStreamingServer[PersistentVolumeClaimWatchEvent]) error
+	mustEmbedUnimplementedPersistentVolumeClaimServiceServer()
+}
+
+// UnimplementedPersistentVolumeClaimServiceServer must be embedded to have
+// forward compatible implementations.
+//
+// NOTE: this should be embedded by value instead of pointer to avoid a nil
+// pointer dereference when methods are called.
+type UnimplementedPersistentVolumeClaimServiceServer struct{}
+
+func (UnimplementedPersistentVolumeClaimServiceServer) Create(context.Context, *PersistentVolumeClaim) (*PersistentVolumeClaim, error) {
+	return nil, status.Error(codes.Unimplemented, "method Create not implemented")
+}
+func (UnimplementedPersistentVolumeClaimServiceServer) Get(context.Context, *GetRequest) (*PersistentVolumeClaim, error) {
+	return nil, status.Error(codes.Unimplemented, "method Get not implemented")
+}
+func (UnimplementedPersistentVolumeClaimServiceServer) List(context.Context, *ListRequest) (*PersistentVolumeClaimList, error) {
+	return nil, status.Error(codes.Unimplemented, "method List not implemented")
+}
+func (UnimplementedPersistentVolumeClaimServiceServer) Update(context.Context, *PersistentVolumeClaim) (*PersistentVolumeClaim, error) {
+	return nil, status.Error(codes.Unimplemented, "method Update not implemented")
+}
+func (UnimplementedPersistentVolumeClaimServiceServer) UpdateStatus(context.Context, *PersistentVolumeClaim) (*PersistentVolumeClaim, error) {
+	return nil, status.Error(codes.Unimplemented, "method UpdateStatus not implemented")
+}
+func (UnimplementedPersistentVolumeClaimServiceServer) Delete(context.Context, *DeleteRequest) (*PersistentVolumeClaim, error) {
+	return nil, status.Error(codes.Unimplemented, "method Delete not implemented")
+}
+func (UnimplementedPersistentVolumeClaimServiceServer) Watch(*WatchRequest, grpc.ServerStreamingServer[PersistentVolumeClaimWatchEvent]) error {
+	return status.Error(codes.Unimplemented, "method Watch not implemented")
+}
+func (UnimplementedPersistentVolumeClaimServiceServer) mustEmbedUnimplementedPersistentVolumeClaimServiceServer() {
+}
+func (UnimplementedPersistentVolumeClaimServiceServer) testEmbeddedByValue() {}
+
+// UnsafePersistentVolumeClaimServiceServer may be embedded to opt out of forward compatibility for this service.
+// Use of this interface is not recommended, as added methods to PersistentVolumeClaimServiceServer will
+// result in compilation errors.
+type UnsafePersistentVolumeClaimServiceServer interface {
+	mustEmbedUnimplementedPersistentVolumeClaimServiceServer()
+}
+
+func RegisterPersistentVolumeClaimServiceServer(s grpc.ServiceRegistrar, srv PersistentVolumeClaimServiceServer) {
+	// If the following call panics, it indicates UnimplementedPersistentVolumeClaimServiceServer was
+	// embedded by pointer and is nil.  This will cause panics if an
+	// unimplemented method is ever invoked, so we test this at initialization
+	// time to prevent it from happening at runtime later due to I/O.
+	if t, ok := srv.(interface{ testEmbeddedByValue() }); ok {
+		t.testEmbeddedByValue()
+	}
+	s.RegisterService(&PersistentVolumeClaimService_ServiceDesc, srv)
+}
+
+func _PersistentVolumeClaimService_Create_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PersistentVolumeClaim)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PersistentVolumeClaimServiceServer).Create(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: PersistentVolumeClaimService_Create_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PersistentVolumeClaimServiceServer).Create(ctx, req.(*PersistentVolumeClaim))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _PersistentVolumeClaimService_Get_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PersistentVolumeClaimServiceServer).Get(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: PersistentVolumeClaimService_Get_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PersistentVolumeClaimServiceServer).Get(ctx, req.(*GetRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _PersistentVolumeClaimService_List_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PersistentVolumeClaimServiceServer).List(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: PersistentVolumeClaimService_List_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PersistentVolumeClaimServiceServer).List(ctx, req.(*ListRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _PersistentVolumeClaimService_Update_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PersistentVolumeClaim)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PersistentVolumeClaimServiceServer).Update(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: PersistentVolumeClaimService_Update_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PersistentVolumeClaimServiceServer).Update(ctx, req.(*PersistentVolumeClaim))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _PersistentVolumeClaimService_UpdateStatus_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PersistentVolumeClaim)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PersistentVolumeClaimServiceServer).UpdateStatus(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: PersistentVolumeClaimService_UpdateStatus_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PersistentVolumeClaimServiceServer).UpdateStatus(ctx, req.(*PersistentVolumeClaim))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _PersistentVolumeClaimService_Delete_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeleteRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PersistentVolumeClaimServiceServer).Delete(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: PersistentVolumeClaimService_Delete_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PersistentVolumeClaimServiceServer).Delete(ctx, req.(*DeleteRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _PersistentVolumeClaimService_Watch_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(WatchRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(PersistentVolumeClaimServiceServer).Watch(m, &grpc.GenericServerStream[WatchRequest, PersistentVolumeClaimWatchEvent]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type PersistentVolumeClaimService_WatchServer = grpc.ServerStreamingServer[PersistentVolumeClaimWatchEvent]
+
+// PersistentVolumeClaimService_ServiceDesc is the grpc.ServiceDesc for PersistentVolumeClaimService service.
+// It's only intended for direct use with grpc.RegisterService,
+// and not to be introspected or modified (even as a copy)
+var PersistentVolumeClaimService_ServiceDesc = grpc.ServiceDesc{
+	ServiceName: "kubelite.v1.PersistentVolumeClaimService",
+	HandlerType: (*PersistentVolumeClaimServiceServer)(nil),
+	Methods: []grpc.MethodDesc{
+		{
+			MethodName: "Create",
+			Handler:    _PersistentVolumeClaimService_Create_Handler,
+		},
+		{
+			MethodName: "Get",
+			Handler:    _PersistentVolumeClaimService_Get_Handler,
+		},
+		{
+			MethodName: "List",
+			Handler:    _PersistentVolumeClaimService_List_Handler,
+		},
+		{
+			MethodName: "Update",
+			Handler:    _PersistentVolumeClaimService_Update_Handler,
+		},
+		{
+			MethodName: "UpdateStatus",
+			Handler:    _PersistentVolumeClaimService_UpdateStatus_Handler,
+		},
+		{
+			MethodName: "Delete",
+			Handler:    _PersistentVolumeClaimService_Delete_Handler,
+		},
+	},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "Watch",
+			Handler:       _PersistentVolumeClaimService_Watch_Handler,
+			ServerStreams: true,
+		},
+	},
+	Metadata: "kubelite/v1/services.proto",
+}

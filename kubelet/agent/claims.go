@@ -1,0 +1,321 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+	"k8s.io/apimachinery/pkg/util/validation"
+
+	"github.com/kubelite/kubelite/internal/api"
+	"github.com/kubelite/kubelite/internal/client"
+	"github.com/kubelite/kubelite/internal/controller"
+	"github.com/kubelite/kubelite/internal/record"
+	v1 "github.com/kubelite/kubelite/proto/kubelite/v1"
+)
+
+// The node side of PersistentVolumeClaims, as a local-path provisioner:
+// a claim is the folder <volume-dir>/<namespace>/<claim>. Before a pod's
+// containers start, each claim it names must exist and not be deleting;
+// the first kubelet to use a claim binds it (status.phase Bound,
+// annotation volume.kubernetes.io/selected-node, finalizer
+// kubelite.io/claim-folder), then makes the folder. A folder made by an
+// earlier kubelite (same path) is adopted as it is. When a claim bound
+// here is deleted and only our finalizer is left (no pod in etcd uses it:
+// the pvc-protection controller saw to that), this kubelet removes the
+// folder, then the finalizer, and the claim leaves etcd. The volume
+// folder may be shared by several kubelets; only the selected node's
+// removes.
+
+// claimRetryMax caps the wait between two tries to mount a pod's claims
+// (claim events also wake the pod).
+const claimRetryMax = 5 * time.Second
+
+// claimManager binds claims and removes the folders of deleted ones.
+type claimManager struct {
+	k        *Kubelet
+	informer *client.Informer[*v1.PersistentVolumeClaim]
+	queue    client.Queue // claims to clean up, "ns/name"
+}
+
+func newClaimManager(k *Kubelet) *claimManager {
+	m := &claimManager{k: k, informer: client.NewInformer(k.c.PersistentVolumeClaims(), nil), queue: client.NewQueue("claimfolders")}
+	changed := func(c *v1.PersistentVolumeClaim) {
+		if m.folderToRemove(c) {
+			m.queue.Add(controller.KeyOf(c))
+		}
+		k.wakePodsUsing(c.Metadata.Namespace, c.Metadata.Name)
+	}
+	m.informer.AddHandler(client.Handler[*v1.PersistentVolumeClaim]{OnAdd: changed, OnUpdate: func(_, c *v1.PersistentVolumeClaim) { changed(c) },
+		OnDelete: func(c *v1.PersistentVolumeClaim) { k.wakePodsUsing(c.Metadata.Namespace, c.Metadata.Name) }})
+	return m
+}
+
+func (m *claimManager) run(ctx context.Context) {
+	go m.informer.Run(ctx)
+	if !m.informer.WaitForSync(ctx) {
+		return
+	}
+	controller.RunWorkers(ctx, "claimfolders", m.queue, 1, m.cleanup)
+}
+
+// ClaimDir is a claim's folder. Claim names are object names (DNS
+// subdomains, at most 253 bytes, no "/" and no ".."), namespaces DNS
+// labels: the path stays inside volumeDir and no element exceeds 255 bytes.
+func ClaimDir(volumeDir, namespace, claim string) (string, error) {
+	if errs := validation.IsDNS1123Label(namespace); len(errs) > 0 {
+		return "", fmt.Errorf("namespace %q: %s", namespace, strings.Join(errs, "; "))
+	}
+	if errs := validation.IsDNS1123Subdomain(claim); len(errs) > 0 {
+		return "", fmt.Errorf("claimName %q: %s", claim, strings.Join(errs, "; "))
+	}
+	return filepath.Join(volumeDir, namespace, claim), nil
+}
+
+// podClaims lists the claims a pod's volumes name.
+func podClaims(pod *v1.Pod) []string {
+	var out []string
+	for _, v := range pod.GetSpec().GetVolumes() {
+		if c := v.GetPersistentVolumeClaim(); c != nil {
+			out = append(out, c.ClaimName)
+		}
+	}
+	return out
+}
+
+// errClaimNotReady: the pod must wait (claim missing or being deleted).
+var errClaimNotReady = errors.New("claim not ready")
+
+// mount makes every claim of the pod usable: it exists, is not being
+// deleted, is bound, and its folder exists.
+func (m *claimManager) mount(ctx context.Context, pod *v1.Pod) error {
+	ns := pod.Metadata.Namespace
+	for _, name := range podClaims(pod) {
+		dir, err := ClaimDir(m.k.cfg.VolumeDir, ns, name)
+		if err != nil {
+			return err
+		}
+		// Read live, not from the cache: a claim whose protection was just
+		// lifted (no pod in etcd named it) must not be handed to a pod
+		// created since.
+		c, err := m.k.c.PersistentVolumeClaims().Get(ctx, ns, name)
+		if client.IsNotFound(err) {
+			return fmt.Errorf("%w: persistentvolumeclaim %q not found", errClaimNotReady, name)
+		}
+		if err != nil {
+			return fmt.Errorf("persistentvolumeclaim %q: %s", name, client.Message(err))
+		}
+		if c.Metadata.DeletionTimestamp != nil {
+			return fmt.Errorf("%w: persistentvolumeclaim %q is being deleted", errClaimNotReady, name)
+		}
+		if !isBound(c) {
+			if err := m.bind(ctx, ns, name); err != nil {
+				return err
+			}
+		}
+		// The folder is made only once the claim carries the finalizer
+		// that will remove it: no folder outlives its claim unnoticed.
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return fmt.Errorf("persistentvolumeclaim %q: folder %s: %w", name, dir, err)
+		}
+	}
+	return nil
+}
+
+func isBound(c *v1.PersistentVolumeClaim) bool {
+	return c.GetStatus().GetPhase() == "Bound" && c.Metadata.Annotations[api.AnnSelectedNode] != "" && hasString(c.Metadata.Finalizers, api.FinalizerClaimFolder)
+}
+
+func hasString(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// bind marks a claim as this node's (unless another node bound it: the
+// folder is shared), adds the folder finalizer and sets phase Bound and
+// capacity. It works on the live object; a lost race is retried.
+func (m *claimManager) bind(ctx context.Context, ns, name string) error {
+	claims := m.k.c.PersistentVolumeClaims()
+	for attempt := 0; ; attempt++ {
+		c, err := claims.Get(ctx, ns, name)
+		if err != nil {
+			return fmt.Errorf("persistentvolumeclaim %q: %s", name, client.Message(err))
+		}
+		if c.Metadata.DeletionTimestamp != nil {
+			return fmt.Errorf("%w: persistentvolumeclaim %q is being deleted", errClaimNotReady, name)
+		}
+		upd := proto.Clone(c).(*v1.PersistentVolumeClaim)
+		if upd.Metadata.Annotations == nil {
+			upd.Metadata.Annotations = map[string]string{}
+		}
+		if upd.Metadata.Annotations[api.AnnSelectedNode] == "" {
+			upd.Metadata.Annotations[api.AnnSelectedNode] = m.k.cfg.NodeName
+		}
+		if !hasString(upd.Metadata.Finalizers, api.FinalizerClaimFolder) {
+			upd.Metadata.Finalizers = append(upd.Metadata.Finalizers, api.FinalizerClaimFolder)
+		}
+		if !proto.Equal(upd, c) {
+			if c, err = claims.Update(ctx, upd); err != nil {
+				if client.IsConflict(err) && attempt < 5 {
+					continue
+				}
+				return fmt.Errorf("persistentvolumeclaim %q: bind: %s", name, client.Message(err))
+			}
+		}
+		if c.GetStatus().GetPhase() != "Bound" {
+			st := &v1.PersistentVolumeClaimStatus{Phase: "Bound", AccessModes: c.GetSpec().GetAccessModes(),
+				Capacity: map[string]string{"storage": c.GetSpec().GetResources().GetRequests()["storage"]}}
+			if _, err := claims.UpdateStatus(ctx, &v1.PersistentVolumeClaim{Metadata: &v1.ObjectMeta{Name: name, Namespace: ns, Uid: c.Metadata.Uid}, Status: st}); err != nil {
+				return fmt.Errorf("persistentvolumeclaim %q: bind: %s", name, client.Message(err))
+			}
+			slog.Info("claim bound", "claim", ns+"/"+name, "node", c.Metadata.Annotations[api.AnnSelectedNode])
+		}
+		return nil
+	}
+}
+
+// folderToRemove: a claim bound to this node, being deleted, with no
+// finalizer left but ours.
+func (m *claimManager) folderToRemove(c *v1.PersistentVolumeClaim) bool {
+	md := c.GetMetadata()
+	return md.GetDeletionTimestamp() != nil && md.GetAnnotations()[api.AnnSelectedNode] == m.k.cfg.NodeName &&
+		len(md.GetFinalizers()) == 1 && md.GetFinalizers()[0] == api.FinalizerClaimFolder
+}
+
+// cleanup removes a deleted claim's folder, then its finalizer.
+func (m *claimManager) cleanup(ctx context.Context, key string) error {
+	c, ok := m.informer.Get(key)
+	if !ok || !m.folderToRemove(c) {
+		return nil
+	}
+	ns, name := controller.SplitKey(key)
+	if m.k.podUsesClaim(ns, name) {
+		// pvc-protection let go, yet a pod here still names it: wait.
+		return fmt.Errorf("claim %s: a pod on this node still uses it", key)
+	}
+	dir, err := ClaimDir(m.k.cfg.VolumeDir, ns, name)
+	if err != nil {
+		return err
+	}
+	// The cache may lag: remove only for the claim etcd still holds, so a
+	// new claim of the same name never loses its folder.
+	live, err := m.k.c.PersistentVolumeClaims().Get(ctx, ns, name)
+	if client.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if live.Metadata.Uid != c.Metadata.Uid || !m.folderToRemove(live) {
+		return nil
+	}
+	c = live
+	if err := os.RemoveAll(dir); err != nil {
+		return fmt.Errorf("claim %s: remove folder: %w", key, err)
+	}
+	upd := proto.Clone(c).(*v1.PersistentVolumeClaim)
+	var keep []string
+	for _, f := range upd.Metadata.Finalizers {
+		if f != api.FinalizerClaimFolder {
+			keep = append(keep, f)
+		}
+	}
+	upd.Metadata.Finalizers = keep
+	if _, err := m.k.c.PersistentVolumeClaims().Update(ctx, upd); err != nil && !client.IsNotFound(err) {
+		return fmt.Errorf("claim %s: remove finalizer: %s", key, client.Message(err))
+	}
+	slog.Info("claim folder removed", "claim", key, "dir", dir)
+	return nil
+}
+
+// podUsesClaim reports a pod this kubelet still runs that names the claim.
+func (k *Kubelet) podUsesClaim(ns, name string) bool {
+	k.mu.Lock()
+	workers := make([]*podWorker, 0, len(k.workers))
+	for _, w := range k.workers {
+		workers = append(workers, w)
+	}
+	k.mu.Unlock()
+	for _, w := range workers {
+		pod, gone := w.snapshot()
+		if gone || pod.Metadata.Namespace != ns {
+			continue
+		}
+		for _, c := range podClaims(pod) {
+			if c == name {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// wakePodsUsing pokes the workers of pods that name the claim.
+func (k *Kubelet) wakePodsUsing(ns, name string) {
+	k.mu.Lock()
+	workers := make([]*podWorker, 0, len(k.workers))
+	for _, w := range k.workers {
+		workers = append(workers, w)
+	}
+	k.mu.Unlock()
+	for _, w := range workers {
+		pod, _ := w.snapshot()
+		if pod.Metadata.Namespace != ns {
+			continue
+		}
+		for _, c := range podClaims(pod) {
+			if c == name {
+				w.claimEvent.Store(true)
+				w.poke()
+			}
+		}
+	}
+}
+
+// mountClaims is the pod worker's gate before it starts containers: true
+// once the pod's claims are mounted. Until then the pod waits in
+// ContainerCreating, with a FailedMount event, and retries (back-off up
+// to claimRetryMax; claim events wake it sooner). A pod whose containers
+// already ran (a restarted kubelet adopting it, or a pod from a kubelite
+// whose claims were only folders) never waits: its folders exist; its
+// claims are bound when they appear.
+func (w *podWorker) mountClaims(ctx context.Context, pod *v1.Pod, now time.Time) (bool, time.Time) {
+	if w.claimsMounted || w.terminal || len(podClaims(pod)) == 0 {
+		return true, time.Time{}
+	}
+	started := false
+	for _, c := range pod.Spec.Containers {
+		started = started || w.current(c.Name) != nil
+	}
+	if !w.claimEvent.Swap(false) && !w.claimRetry.IsZero() && now.Before(w.claimRetry) {
+		return started, w.claimRetry
+	}
+	err := w.k.claims.mount(ctx, pod)
+	if err == nil {
+		w.claimsMounted = true
+		w.claimWait = 0
+		return true, time.Time{}
+	}
+	w.claimWait = min(max(2*w.claimWait, 500*time.Millisecond), claimRetryMax)
+	w.claimRetry = now.Add(w.claimWait)
+	if started {
+		slog.Debug("claims of a running pod not bound yet", "pod", w.podName(pod), "err", err)
+		return true, w.claimRetry
+	}
+	msg := err.Error()
+	w.k.rec.Eventf(pod, record.Warning, "FailedMount", "Unable to attach or mount volumes for pod %s: %s", w.podName(pod), strings.TrimPrefix(msg, errClaimNotReady.Error()+": "))
+	if !errors.Is(err, errClaimNotReady) {
+		slog.Warn("cannot mount claims", "pod", w.podName(pod), "err", err)
+	}
+	return false, w.claimRetry
+}
