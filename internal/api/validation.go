@@ -415,21 +415,26 @@ func ValidatePodSpec(s *v1.PodSpec, p *field.Path) field.ErrorList {
 		vols[v.Name] = true
 	}
 	for i, c := range s.Containers {
+		// Unique as the kubelet links them: at Clean("/"+mountPath) under
+		// the pod's folder, so "data" and "/data" are the same link. (A
+		// kubelite divergence: Kubernetes compares the strings as given, as
+		// its mounts live in the container's own root.)
 		paths := map[string]bool{}
 		for j, m := range c.VolumeMounts {
 			mp := p.Child("containers").Index(i).Child("volumeMounts").Index(j)
 			if !vols[m.Name] {
 				errs = append(errs, field.NotFound(mp.Child("name"), m.Name))
 			}
+			link := path.Clean("/" + m.MountPath)
 			switch {
 			case m.MountPath == "":
 				errs = append(errs, field.Required(mp.Child("mountPath"), ""))
 			case hasDotDot(m.MountPath):
 				errs = append(errs, field.Invalid(mp.Child("mountPath"), m.MountPath, "must not contain '..': the mount is a link in the pod's folder on the host"))
-			case paths[path.Clean(m.MountPath)]:
-				errs = append(errs, field.Invalid(mp.Child("mountPath"), m.MountPath, "must be unique"))
+			case paths[link]:
+				errs = append(errs, field.Invalid(mp.Child("mountPath"), m.MountPath, "must be unique (relative and absolute paths name the same link in the pod's folder)"))
 			}
-			paths[path.Clean(m.MountPath)] = true
+			paths[link] = true
 		}
 	}
 	return errs

@@ -143,6 +143,10 @@ func TestValidatePod(t *testing.T) {
 			p.Spec.Volumes = []*v1.Volume{{Name: "v", EmptyDir: &v1.EmptyDirVolumeSource{}}}
 			p.Spec.Containers[0].VolumeMounts = []*v1.VolumeMount{{Name: "v", MountPath: "../up"}, {Name: "v", MountPath: "/data"}, {Name: "v", MountPath: "/data/"}}
 		}, want: []string{"spec.containers[0].volumeMounts[0].mountPath", "spec.containers[0].volumeMounts[2].mountPath"}},
+		{name: "relative and absolute mountPath are one link", mutate: func(p *v1.Pod) {
+			p.Spec.Volumes = []*v1.Volume{{Name: "v", EmptyDir: &v1.EmptyDirVolumeSource{}}, {Name: "w", EmptyDir: &v1.EmptyDirVolumeSource{}}}
+			p.Spec.Containers[0].VolumeMounts = []*v1.VolumeMount{{Name: "v", MountPath: "data"}, {Name: "w", MountPath: "/data"}}
+		}, want: []string{"spec.containers[0].volumeMounts[1].mountPath", "must be unique"}},
 		{name: "annotations over 256 KiB", mutate: func(p *v1.Pod) { p.Metadata.Annotations = map[string]string{"a": strings.Repeat("x", 256<<10)} },
 			want: []string{"metadata.annotations"}},
 		{name: "label value over 63 characters", mutate: func(p *v1.Pod) { p.Metadata.Labels["app"] = strings.Repeat("x", 64) }, want: []string{"metadata.labels"}},
