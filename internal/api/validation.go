@@ -225,9 +225,12 @@ func validateMeta(m *v1.ObjectMeta, k *Kind, p *field.Path) field.ErrorList {
 		}
 	}
 	if m.GenerateName != "" {
-		// Only the part GenerateName keeps becomes a name: a ReplicaSet of
-		// 253 characters still names its pods "<name>-".
-		for _, msg := range apivalidation.NameIsDNSSubdomain(GenerateName(m.GenerateName, ""), true) {
+		// The whole prefix, as Kubernetes' ValidateObjectMeta: a DNS
+		// subdomain but for a trailing '-' (masked as Kubernetes does, so a
+		// 253-character ReplicaSet's "<name>-" passes). GenerateName
+		// truncates it only when it makes the name; controllers derive the
+		// prefix as Kubernetes' getPodsPrefix (controller.PodsPrefix).
+		for _, msg := range apivalidation.NameIsDNSSubdomain(m.GenerateName, true) {
 			errs = append(errs, field.Invalid(p.Child("generateName"), m.GenerateName, msg))
 		}
 	}

@@ -150,6 +150,14 @@ func TestValidatePod(t *testing.T) {
 		{name: "annotations over 256 KiB", mutate: func(p *v1.Pod) { p.Metadata.Annotations = map[string]string{"a": strings.Repeat("x", 256<<10)} },
 			want: []string{"metadata.annotations"}},
 		{name: "label value over 63 characters", mutate: func(p *v1.Pod) { p.Metadata.Labels["app"] = strings.Repeat("x", 64) }, want: []string{"metadata.labels"}},
+		// Kubernetes masks a trailing '-' of a prefix by dropping two
+		// characters and adding one, so "<253 characters>-" passes, one more
+		// does not.
+		{name: "generateName over 254 characters", mutate: func(p *v1.Pod) { p.Metadata.GenerateName = strings.Repeat("r", 254) + "-" },
+			want: []string{"metadata.generateName", "must be no more than 253 characters"}},
+		{name: "generateName with a bad character after the kept 58", mutate: func(p *v1.Pod) { p.Metadata.GenerateName = strings.Repeat("r", 60) + "_x-" },
+			want: []string{"metadata.generateName"}},
+		{name: "generateName of a 253-character ReplicaSet", mutate: func(p *v1.Pod) { p.Metadata.Name, p.Metadata.GenerateName = "", strings.Repeat("r", 253)+"-" }},
 		{name: "generateName that is no name prefix", mutate: func(p *v1.Pod) { p.Metadata.GenerateName = "Bad_" }, want: []string{"metadata.generateName"}},
 	}
 	for _, tt := range tests {
