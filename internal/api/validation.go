@@ -20,10 +20,16 @@ import (
 // Bounds on what one object may ask for. Each says where its value comes from.
 const (
 	// MaxDurationSeconds bounds every *Seconds field that becomes a
-	// time.Duration: Kubernetes' bound on activeDeadlineSeconds
-	// (math.MaxInt32, pkg/apis/core/validation ValidatePodSpec). About 68
-	// years, so seconds*time.Second (at most about 292 years) never
-	// overflows.
+	// time.Duration. About 68 years, so seconds*time.Second (at most about
+	// 292 years) never overflows.
+	//
+	// Only activeDeadlineSeconds has this bound in Kubernetes (1 to
+	// math.MaxInt32, pkg/apis/core/validation ValidatePodSpec). The others
+	// are kubelite's own, the same value for the same reason: Kubernetes
+	// only asks terminationGracePeriodSeconds to be non-negative (a probe's
+	// positive) and bounds neither tolerationSeconds nor a delete's
+	// gracePeriodSeconds; kubelite caps them at MaxInt32 (tolerationSeconds
+	// also at -MaxInt32).
 	MaxDurationSeconds = math.MaxInt32
 
 	// MaxContainersPerPod bounds a pod's containers. Kubernetes has no
@@ -260,9 +266,11 @@ func validateMeta(m *v1.ObjectMeta, k *Kind, p *field.Path) field.ErrorList {
 }
 
 // validateTemplateMeta checks the metadata of a template (a pod template,
-// a volume claim template) as Kubernetes' ValidatePodTemplateSpec does:
-// labels and annotations as an object's; a name, when given, a DNS
-// subdomain.
+// a volume claim template): labels and annotations as an object's, as
+// Kubernetes' ValidatePodTemplateSpec does. A name, when given, must be a
+// DNS subdomain: that is kubelite's own bound (Kubernetes does not check a
+// pod template's name), so a 300-character name in a template is refused
+// rather than stored.
 func validateTemplateMeta(m *v1.ObjectMeta, p *field.Path) field.ErrorList {
 	if m == nil {
 		return nil
