@@ -187,18 +187,26 @@ func ValidateUpdate(newObj, oldObj Object) field.ErrorList {
 	return errs
 }
 
-// ratchet drops from errs the errors old has too.
+// ratchet drops from errs the errors old has too: the same field and the
+// same kind of error, whatever the value. A field that was already invalid
+// may change and stay invalid (a kubelet whose reported capacity overflows
+// differently at each heartbeat still writes its status); a field that was
+// valid may not become invalid.
 func ratchet(errs, old field.ErrorList) field.ErrorList {
 	if len(errs) == 0 || len(old) == 0 {
 		return errs
 	}
-	had := map[string]bool{}
+	type key struct {
+		field string
+		typ   field.ErrorType
+	}
+	had := map[key]bool{}
 	for _, e := range old {
-		had[e.Error()] = true
+		had[key{e.Field, e.Type}] = true
 	}
 	var out field.ErrorList
 	for _, e := range errs {
-		if !had[e.Error()] {
+		if !had[key{e.Field, e.Type}] {
 			out = append(out, e)
 		}
 	}

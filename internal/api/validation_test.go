@@ -423,8 +423,17 @@ func TestValidateUpdateRatchetsStoredProblems(t *testing.T) {
 	if errs := ValidateUpdate(p2, pod); len(errs) > 0 {
 		t.Errorf("relabelling a legacy pod: %v", errs)
 	}
+	// The same field, still invalid, with another value: ratcheted on the
+	// field and the kind of error, not the message (which has the value).
 	p2.Spec.ActiveDeadlineSeconds = ptr(int64(8888888888))
-	if agg := ValidateUpdate(p2, pod).ToAggregate(); agg == nil || !strings.Contains(agg.Error(), "spec.activeDeadlineSeconds") {
+	if errs := ValidateUpdate(p2, pod); len(errs) > 0 {
+		t.Errorf("a legacy pod's overflowing deadline changed to another overflowing one: %v", errs)
+	}
+	ok := validPod()
+	Default(ok)
+	p3 := proto.Clone(ok).(*v1.Pod)
+	p3.Spec.ActiveDeadlineSeconds = ptr(int64(8888888888))
+	if agg := ValidateUpdate(p3, ok).ToAggregate(); agg == nil || !strings.Contains(agg.Error(), "spec.activeDeadlineSeconds") {
 		t.Errorf("a new overflowing deadline was accepted: %v", agg)
 	}
 
@@ -433,5 +442,17 @@ func TestValidateUpdateRatchetsStoredProblems(t *testing.T) {
 	n2.Status.Capacity["cpu"] = "9223372036854775807"
 	if agg := ValidateUpdate(n2, node).ToAggregate(); agg == nil || !strings.Contains(agg.Error(), "status.capacity[cpu]") {
 		t.Errorf("an overflowing capacity in a status update: %v", agg)
+	}
+	// A node stored with an overflowing capacity whose kubelet reports
+	// another overflowing value: its heartbeats still go through.
+	n3 := proto.Clone(n2).(*v1.Node)
+	n3.Status.Capacity["cpu"] = "9223372036854775806"
+	if errs := ValidateUpdate(n3, n2); len(errs) > 0 {
+		t.Errorf("a legacy node reporting a different overflowing capacity: %v", errs)
+	}
+	// But another field turning invalid is still refused.
+	n3.Status.Capacity["memory"] = "9e30"
+	if agg := ValidateUpdate(n3, n2).ToAggregate(); agg == nil || !strings.Contains(agg.Error(), "status.capacity[memory]") || strings.Contains(agg.Error(), "status.capacity[cpu]") {
+		t.Errorf("a new overflowing memory capacity on a legacy node: %v, want status.capacity[memory] only", agg)
 	}
 }
