@@ -25,8 +25,8 @@ type warnCounter struct {
 }
 
 func (h *warnCounter) Enabled(context.Context, slog.Level) bool { return true }
-func (h *warnCounter) WithAttrs([]slog.Attr) slog.Handler      { return h }
-func (h *warnCounter) WithGroup(string) slog.Handler           { return h }
+func (h *warnCounter) WithAttrs([]slog.Attr) slog.Handler       { return h }
+func (h *warnCounter) WithGroup(string) slog.Handler            { return h }
 func (h *warnCounter) Handle(_ context.Context, r slog.Record) error {
 	if r.Level >= slog.LevelWarn {
 		h.mu.Lock()
