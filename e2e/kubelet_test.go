@@ -21,9 +21,9 @@ func TestFinalDeleteSurvivesAnAPIServerOutage(t *testing.T) {
 	c := startClusterWith(t, "NODES=1")
 	cl := c.apiClient()
 	marks := t.TempDir()
-	// On SIGTERM the process notes it, then takes 3 s to exit (grace 60 s):
-	// the apiserver is stopped in those 3 s, so the kubelet's final status
-	// write and delete both meet a dead apiserver.
+	// On SIGTERM the process notes it, then waits (grace 60 s) until the
+	// test has killed the apiserver and says go: the kubelet's final status
+	// write and delete both meet a dead apiserver, however slow the machine.
 	c.applyText(t, fmt.Sprintf(`apiVersion: v1
 kind: Pod
 metadata: {name: slowstop}
@@ -32,7 +32,7 @@ spec:
   terminationGracePeriodSeconds: 60
   containers:
   - name: main
-    command: [sh, -c, "trap 'touch %[1]s/term; sleep 3; exit 0' TERM; echo $$ > %[1]s/pid; while true; do sleep 0.1; done"]
+    command: [sh, -c, "trap 'touch %[1]s/term; while [ ! -e %[1]s/go ]; do sleep 0.1; done; exit 0' TERM; echo $$ > %[1]s/pid; while true; do sleep 0.1; done"]
 `, marks))
 	waitFor(t, "slowstop to run", func() bool {
 		p, err := cl.Pods().Get(tctx(t), "default", "slowstop")
@@ -51,6 +51,9 @@ spec:
 		t.Fatal(err)
 	}
 	waitFor(t, "the apiserver to die", func() bool { return !running(apiserver) })
+	if err := os.WriteFile(filepath.Join(marks, "go"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	waitFor(t, "the container to exit", func() bool { return !running(pid) })
 	kubeletLog := filepath.Join(c.state, "logs", "kubelet-node-1.log")
 	waitFor(t, "the kubelet's final delete to fail", func() bool {

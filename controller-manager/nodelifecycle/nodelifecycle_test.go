@@ -76,15 +76,42 @@ func TestMarkUnknownNeverOverwritesAStatusWrittenSinceItsRead(t *testing.T) {
 	podCtx, stopPods := context.WithCancel(ctx)
 	go nodeInf.Run(ctx)
 	go leaseInf.Run(ctx)
-	go podInf.Run(podCtx)
+	podsStopped := make(chan struct{})
+	go func() { podInf.Run(podCtx); close(podsStopped) }()
 	for _, synced := range []func(context.Context) bool{nodeInf.WaitForSync, leaseInf.WaitForSync, podInf.WaitForSync} {
 		if !synced(tctx(t)) {
 			t.Fatal("informers did not sync")
 		}
 	}
+	// Wait for the pod informer to return: a watch event already in
+	// flight must not refresh the cache after the writes below.
 	stopPods()
+	select {
+	case <-podsStopped:
+	case <-tctx(t).Done():
+		t.Fatal("the pod informer did not stop")
+	}
 	if n := len(podInf.List(nil)); n != 3 {
 		t.Fatalf("the pod cache holds %d pods, want 3", n)
+	}
+	readRV := map[string]string{}
+	for name := range pods {
+		p, ok := podInf.Get("default/" + name)
+		if !ok {
+			t.Fatalf("pod %s not in the cache", name)
+		}
+		readRV[name] = p.Metadata.ResourceVersion
+	}
+	// cacheIsTheRead fails the test unless the controller still decides
+	// from the read made before the kubelets' writes: otherwise the test
+	// proves nothing about writing on a stale read.
+	cacheIsTheRead := func(when string) {
+		t.Helper()
+		for name, rv := range readRV {
+			if p, _ := podInf.Get("default/" + name); p == nil || p.Metadata.ResourceVersion != rv {
+				t.Fatalf("%s: the cached pod %s changed (resourceVersion %q, read %q): the cache is no longer the stale read", when, name, p.GetMetadata().GetResourceVersion(), rv)
+			}
+		}
 	}
 	rec := record.New(c, "node-controller", "")
 	go rec.Run(ctx)
@@ -98,12 +125,14 @@ func TestMarkUnknownNeverOverwritesAStatusWrittenSinceItsRead(t *testing.T) {
 	again := runningStatus()
 	again.ContainerStatuses[0].RestartCount = 1
 	setStatus(t, c, pods["runs"], again)
+	cacheIsTheRead("after the kubelets' writes")
 
 	n, ok := nodeInf.Get("node-1")
 	if !ok {
 		t.Fatal("node-1 not in the cache")
 	}
 	nc.markUnknown(tctx(t), n)
+	cacheIsTheRead("after markUnknown")
 
 	get := func(name string) *v1.Pod {
 		p, err := c.Pods().Get(tctx(t), "default", name)

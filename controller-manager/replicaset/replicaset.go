@@ -163,7 +163,7 @@ func (rc *Controller) manageReplicas(ctx context.Context, active []*v1.Pod, rs *
 		n := min(-diff, BurstReplicas)
 		rc.exp.Expect(key, n, 0)
 		created, err := SlowStartBatch(n, 1, func() error {
-			p := controller.PodFromTemplate(rs.Spec.Template, rs, rs.Metadata.Name+"-")
+			p := controller.PodFromTemplate(rs.Spec.Template, rs, controller.PodsPrefix(rs.Metadata.Name))
 			out, err := rc.c.Pods().Create(ctx, p)
 			if err != nil {
 				return err

@@ -20,10 +20,16 @@ import (
 // Bounds on what one object may ask for. Each says where its value comes from.
 const (
 	// MaxDurationSeconds bounds every *Seconds field that becomes a
-	// time.Duration: Kubernetes' bound on activeDeadlineSeconds
-	// (math.MaxInt32, pkg/apis/core/validation ValidatePodSpec). About 68
-	// years, so seconds*time.Second (at most about 292 years) never
-	// overflows.
+	// time.Duration. About 68 years, so seconds*time.Second (at most about
+	// 292 years) never overflows.
+	//
+	// Only activeDeadlineSeconds has this bound in Kubernetes (1 to
+	// math.MaxInt32, pkg/apis/core/validation ValidatePodSpec). The others
+	// are kubelite's own, the same value for the same reason: Kubernetes
+	// only asks terminationGracePeriodSeconds to be non-negative (a probe's
+	// positive) and bounds neither tolerationSeconds nor a delete's
+	// gracePeriodSeconds; kubelite caps them at MaxInt32 (tolerationSeconds
+	// also at -MaxInt32).
 	MaxDurationSeconds = math.MaxInt32
 
 	// MaxContainersPerPod bounds a pod's containers. Kubernetes has no
@@ -184,18 +190,26 @@ func ValidateUpdate(newObj, oldObj Object) field.ErrorList {
 	return errs
 }
 
-// ratchet drops from errs the errors old has too.
+// ratchet drops from errs the errors old has too: the same field and the
+// same kind of error, whatever the value. A field that was already invalid
+// may change and stay invalid (a kubelet whose reported capacity overflows
+// differently at each heartbeat still writes its status); a field that was
+// valid may not become invalid.
 func ratchet(errs, old field.ErrorList) field.ErrorList {
 	if len(errs) == 0 || len(old) == 0 {
 		return errs
 	}
-	had := map[string]bool{}
+	type key struct {
+		field string
+		typ   field.ErrorType
+	}
+	had := map[key]bool{}
 	for _, e := range old {
-		had[e.Error()] = true
+		had[key{e.Field, e.Type}] = true
 	}
 	var out field.ErrorList
 	for _, e := range errs {
-		if !had[e.Error()] {
+		if !had[key{e.Field, e.Type}] {
 			out = append(out, e)
 		}
 	}
@@ -228,9 +242,12 @@ func validateMeta(m *v1.ObjectMeta, k *Kind, p *field.Path) field.ErrorList {
 		}
 	}
 	if m.GenerateName != "" {
-		// Only the part GenerateName keeps becomes a name: a ReplicaSet of
-		// 253 characters still names its pods "<name>-".
-		for _, msg := range apivalidation.NameIsDNSSubdomain(GenerateName(m.GenerateName, ""), true) {
+		// The whole prefix, as Kubernetes' ValidateObjectMeta: a DNS
+		// subdomain but for a trailing '-' (masked as Kubernetes does, so a
+		// 253-character ReplicaSet's "<name>-" passes). GenerateName
+		// truncates it only when it makes the name; controllers derive the
+		// prefix as Kubernetes' getPodsPrefix (controller.PodsPrefix).
+		for _, msg := range apivalidation.NameIsDNSSubdomain(m.GenerateName, true) {
 			errs = append(errs, field.Invalid(p.Child("generateName"), m.GenerateName, msg))
 		}
 	}
@@ -260,9 +277,11 @@ func validateMeta(m *v1.ObjectMeta, k *Kind, p *field.Path) field.ErrorList {
 }
 
 // validateTemplateMeta checks the metadata of a template (a pod template,
-// a volume claim template) as Kubernetes' ValidatePodTemplateSpec does:
-// labels and annotations as an object's; a name, when given, a DNS
-// subdomain.
+// a volume claim template): labels and annotations as an object's, as
+// Kubernetes' ValidatePodTemplateSpec does. A name, when given, must be a
+// DNS subdomain: that is kubelite's own bound (Kubernetes does not check a
+// pod template's name), so a 300-character name in a template is refused
+// rather than stored.
 func validateTemplateMeta(m *v1.ObjectMeta, p *field.Path) field.ErrorList {
 	if m == nil {
 		return nil
@@ -419,21 +438,26 @@ func ValidatePodSpec(s *v1.PodSpec, p *field.Path) field.ErrorList {
 		errs = append(errs, validateClaimSource(v.PersistentVolumeClaim, vp.Child("persistentVolumeClaim"))...)
 	}
 	for i, c := range s.Containers {
+		// Unique as the kubelet links them: at Clean("/"+mountPath) under
+		// the pod's folder, so "data" and "/data" are the same link. (A
+		// kubelite divergence: Kubernetes compares the strings as given, as
+		// its mounts live in the container's own root.)
 		paths := map[string]bool{}
 		for j, m := range c.VolumeMounts {
 			mp := p.Child("containers").Index(i).Child("volumeMounts").Index(j)
 			if !vols[m.Name] {
 				errs = append(errs, field.NotFound(mp.Child("name"), m.Name))
 			}
+			link := path.Clean("/" + m.MountPath)
 			switch {
 			case m.MountPath == "":
 				errs = append(errs, field.Required(mp.Child("mountPath"), ""))
 			case hasDotDot(m.MountPath):
 				errs = append(errs, field.Invalid(mp.Child("mountPath"), m.MountPath, "must not contain '..': the mount is a link in the pod's folder on the host"))
-			case paths[path.Clean(m.MountPath)]:
-				errs = append(errs, field.Invalid(mp.Child("mountPath"), m.MountPath, "must be unique"))
+			case paths[link]:
+				errs = append(errs, field.Invalid(mp.Child("mountPath"), m.MountPath, "must be unique (relative and absolute paths name the same link in the pod's folder)"))
 			}
-			paths[path.Clean(m.MountPath)] = true
+			paths[link] = true
 		}
 	}
 	return errs

@@ -143,9 +143,21 @@ func TestValidatePod(t *testing.T) {
 			p.Spec.Volumes = []*v1.Volume{{Name: "v", EmptyDir: &v1.EmptyDirVolumeSource{}}}
 			p.Spec.Containers[0].VolumeMounts = []*v1.VolumeMount{{Name: "v", MountPath: "../up"}, {Name: "v", MountPath: "/data"}, {Name: "v", MountPath: "/data/"}}
 		}, want: []string{"spec.containers[0].volumeMounts[0].mountPath", "spec.containers[0].volumeMounts[2].mountPath"}},
+		{name: "relative and absolute mountPath are one link", mutate: func(p *v1.Pod) {
+			p.Spec.Volumes = []*v1.Volume{{Name: "v", EmptyDir: &v1.EmptyDirVolumeSource{}}, {Name: "w", EmptyDir: &v1.EmptyDirVolumeSource{}}}
+			p.Spec.Containers[0].VolumeMounts = []*v1.VolumeMount{{Name: "v", MountPath: "data"}, {Name: "w", MountPath: "/data"}}
+		}, want: []string{"spec.containers[0].volumeMounts[1].mountPath", "must be unique"}},
 		{name: "annotations over 256 KiB", mutate: func(p *v1.Pod) { p.Metadata.Annotations = map[string]string{"a": strings.Repeat("x", 256<<10)} },
 			want: []string{"metadata.annotations"}},
 		{name: "label value over 63 characters", mutate: func(p *v1.Pod) { p.Metadata.Labels["app"] = strings.Repeat("x", 64) }, want: []string{"metadata.labels"}},
+		// Kubernetes masks a trailing '-' of a prefix by dropping two
+		// characters and adding one, so "<253 characters>-" passes, one more
+		// does not.
+		{name: "generateName over 254 characters", mutate: func(p *v1.Pod) { p.Metadata.GenerateName = strings.Repeat("r", 254) + "-" },
+			want: []string{"metadata.generateName", "must be no more than 253 characters"}},
+		{name: "generateName with a bad character after the kept 58", mutate: func(p *v1.Pod) { p.Metadata.GenerateName = strings.Repeat("r", 60) + "_x-" },
+			want: []string{"metadata.generateName"}},
+		{name: "generateName of a 253-character ReplicaSet", mutate: func(p *v1.Pod) { p.Metadata.Name, p.Metadata.GenerateName = "", strings.Repeat("r", 253)+"-" }},
 		{name: "generateName that is no name prefix", mutate: func(p *v1.Pod) { p.Metadata.GenerateName = "Bad_" }, want: []string{"metadata.generateName"}},
 	}
 	for _, tt := range tests {
@@ -411,8 +423,17 @@ func TestValidateUpdateRatchetsStoredProblems(t *testing.T) {
 	if errs := ValidateUpdate(p2, pod); len(errs) > 0 {
 		t.Errorf("relabelling a legacy pod: %v", errs)
 	}
+	// The same field, still invalid, with another value: ratcheted on the
+	// field and the kind of error, not the message (which has the value).
 	p2.Spec.ActiveDeadlineSeconds = ptr(int64(8888888888))
-	if agg := ValidateUpdate(p2, pod).ToAggregate(); agg == nil || !strings.Contains(agg.Error(), "spec.activeDeadlineSeconds") {
+	if errs := ValidateUpdate(p2, pod); len(errs) > 0 {
+		t.Errorf("a legacy pod's overflowing deadline changed to another overflowing one: %v", errs)
+	}
+	ok := validPod()
+	Default(ok)
+	p3 := proto.Clone(ok).(*v1.Pod)
+	p3.Spec.ActiveDeadlineSeconds = ptr(int64(8888888888))
+	if agg := ValidateUpdate(p3, ok).ToAggregate(); agg == nil || !strings.Contains(agg.Error(), "spec.activeDeadlineSeconds") {
 		t.Errorf("a new overflowing deadline was accepted: %v", agg)
 	}
 
@@ -421,5 +442,17 @@ func TestValidateUpdateRatchetsStoredProblems(t *testing.T) {
 	n2.Status.Capacity["cpu"] = "9223372036854775807"
 	if agg := ValidateUpdate(n2, node).ToAggregate(); agg == nil || !strings.Contains(agg.Error(), "status.capacity[cpu]") {
 		t.Errorf("an overflowing capacity in a status update: %v", agg)
+	}
+	// A node stored with an overflowing capacity whose kubelet reports
+	// another overflowing value: its heartbeats still go through.
+	n3 := proto.Clone(n2).(*v1.Node)
+	n3.Status.Capacity["cpu"] = "9223372036854775806"
+	if errs := ValidateUpdate(n3, n2); len(errs) > 0 {
+		t.Errorf("a legacy node reporting a different overflowing capacity: %v", errs)
+	}
+	// But another field turning invalid is still refused.
+	n3.Status.Capacity["memory"] = "9e30"
+	if agg := ValidateUpdate(n3, n2).ToAggregate(); agg == nil || !strings.Contains(agg.Error(), "status.capacity[memory]") || strings.Contains(agg.Error(), "status.capacity[cpu]") {
+		t.Errorf("a new overflowing memory capacity on a legacy node: %v, want status.capacity[memory] only", agg)
 	}
 }

@@ -14,6 +14,7 @@ import (
 
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
+	apivalidation "k8s.io/apimachinery/pkg/api/validation"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/rand"
 
@@ -203,6 +204,19 @@ func TemplateHash(t *v1.PodTemplateSpec, collisionCount int32) string {
 		fmt.Fprintf(h, "%d", collisionCount)
 	}
 	return rand.SafeEncodeString(fmt.Sprint(h.Sum32()))
+}
+
+// PodsPrefix is the generateName of the pods a controller named name
+// creates, as Kubernetes' getPodsPrefix: "<name>-", or the bare name when
+// "<name>-" is no valid prefix (the prefix check masks the trailing '-', so
+// this holds for every valid name up to 253 characters). The apiserver keeps
+// the first 58 characters of it when it generates the name.
+func PodsPrefix(name string) string {
+	prefix := name + "-"
+	if len(apivalidation.NameIsDNSSubdomain(prefix, true)) != 0 {
+		return name
+	}
+	return prefix
 }
 
 // PodFromTemplate builds a pod for owner from its template.

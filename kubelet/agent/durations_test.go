@@ -8,6 +8,7 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/kubelite/kubelite/apiserver/apiservertest"
 	"github.com/kubelite/kubelite/internal/api"
@@ -51,6 +52,10 @@ func rewriteStored(t *testing.T, srv *apiservertest.Server, key string, change f
 // (no longer accepted, but still stored somewhere): the kubelet saturates
 // the durations, so the deadline is "about forever" instead of a negative
 // one that kills at once, and the grace period still means SIGTERM first.
+// The deletion itself is written to etcd directly with
+// deletionGracePeriodSeconds 9999999999, as an apiserver from before the
+// bounds stored it: the apiserver's Delete would cap the grace today, and
+// the kubelet must not rely on that.
 func TestHugeStoredDurationsDoNotOverflow(t *testing.T) {
 	srv, _ := setup(t)
 	marks := t.TempDir()
@@ -67,7 +72,6 @@ func TestHugeStoredDurationsDoNotOverflow(t *testing.T) {
 	waitPod(t, srv, "forever", "Running and ready", func(p *v1.Pod) bool {
 		return p.Status.GetPhase() == "Running" && cs(p).Ready
 	})
-	time.Sleep(2 * time.Second) // room for a wrong kubelet to apply a negative deadline (not a wait for a result)
 	got, err := srv.Client.Pods().Get(ctx(), "default", "forever")
 	if err != nil {
 		t.Fatal(err)
@@ -75,9 +79,11 @@ func TestHugeStoredDurationsDoNotOverflow(t *testing.T) {
 	if got.Status.Phase != "Running" || got.Status.Reason != "" || cs(got).State.GetRunning() == nil {
 		t.Fatalf("activeDeadlineSeconds 9999999999 ended the pod: phase %s, reason %q, state %v", got.Status.Phase, got.Status.Reason, cs(got).State)
 	}
-	if _, err := srv.Client.Pods().Delete(ctx(), "default", "forever", nil); err != nil {
-		t.Fatal(err)
-	}
+	rewriteStored(t, srv, "/registry/pods/default/forever", func(p *v1.Pod) {
+		huge := int64(9999999999)
+		p.Metadata.DeletionTimestamp = timestamppb.New(time.Now().Add(time.Hour))
+		p.Metadata.DeletionGracePeriodSeconds = &huge
+	})
 	waitGone(t, srv, "forever")
 	if b, _ := os.ReadFile(term); string(b) != "term\n" {
 		t.Errorf("with a grace period of 9999999999 s the container got no SIGTERM before it ended (mark %q)", b)

@@ -598,6 +598,31 @@ func (w *podWorker) terminate(ctx context.Context, pod *v1.Pod) {
 // that is down or restarting must not leave the pod Terminating for good.
 var finalDeleteBackoff = wait.Backoff{Duration: 200 * time.Millisecond, Factor: 2, Jitter: 0.1, Steps: math.MaxInt32, Cap: 5 * time.Second}
 
+// finalDeleteWarnEvery is how often a failing final delete warns again.
+var finalDeleteWarnEvery = time.Minute
+
+// logLimiter logs a warning at most once per period; the others go to the
+// debug level, and the next warning counts them.
+type logLimiter struct {
+	every      time.Duration
+	last       time.Time
+	suppressed int
+}
+
+func (l *logLimiter) log(msg string, args ...any) {
+	now := time.Now()
+	if !l.last.IsZero() && now.Sub(l.last) < l.every {
+		l.suppressed++
+		slog.Debug(msg, args...)
+		return
+	}
+	if l.suppressed > 0 {
+		args = append(args, "repeated", l.suppressed)
+	}
+	l.last, l.suppressed = now, 0
+	slog.Warn(msg, args...)
+}
+
 // finalDelete writes the terminal status, then deletes the pod with grace
 // 0 and a uid precondition, as Kubernetes' status manager does once the
 // containers are stopped. It retries, with capped back-off, until the
@@ -611,6 +636,10 @@ func (w *podWorker) finalDelete(ctx context.Context, pod *v1.Pod, st *v1.PodStat
 	opts := &v1.DeleteOptions{GracePeriodSeconds: &zero, Preconditions: &v1.Preconditions{Uid: &uid}}
 	bo := finalDeleteBackoff
 	statusWritten := false
+	// An error that will not go away (InvalidArgument, PermissionDenied) is
+	// retried for as long as the pod lives, as Kubernetes' status manager
+	// does; its warning is logged at the first failure, then once a minute.
+	statusWarn, deleteWarn := logLimiter{every: finalDeleteWarnEvery}, logLimiter{every: finalDeleteWarnEvery}
 	for attempt := 1; ; attempt++ {
 		wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		if !statusWritten {
@@ -624,7 +653,7 @@ func (w *podWorker) finalDelete(ctx context.Context, pod *v1.Pod, st *v1.PodStat
 			default:
 				// Still try the delete: the pod going matters more than
 				// its last status.
-				slog.Warn("cannot write the final pod status", "pod", w.podName(pod), "attempt", attempt, "err", client.Message(err))
+				statusWarn.log("cannot write the final pod status", "pod", w.podName(pod), "attempt", attempt, "err", client.Message(err))
 			}
 		}
 		_, err := w.k.c.Pods().Delete(wctx, pod.Metadata.Namespace, pod.Metadata.Name, opts)
@@ -633,7 +662,7 @@ func (w *podWorker) finalDelete(ctx context.Context, pod *v1.Pod, st *v1.PodStat
 			return true
 		}
 		delay := bo.Step()
-		slog.Warn("cannot delete the pod after stopping it; will retry", "pod", w.podName(pod), "attempt", attempt, "retry_in", delay, "err", client.Message(err))
+		deleteWarn.log("cannot delete the pod after stopping it; will retry", "pod", w.podName(pod), "attempt", attempt, "retry_in", delay, "err", client.Message(err))
 		t := time.NewTimer(delay)
 		select {
 		case <-ctx.Done():

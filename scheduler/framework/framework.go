@@ -5,6 +5,8 @@ package framework
 
 import (
 	"fmt"
+	"math"
+	"math/bits"
 	"sort"
 	"strings"
 
@@ -22,9 +24,22 @@ type Resources struct {
 	Pods     int64
 }
 
-// Add returns r + o.
+// Add returns r + o, each amount saturating at MaxInt64 (and MinInt64):
+// validation bounds one pod, not the sum over a node, so a sum never wraps.
 func (r Resources) Add(o Resources) Resources {
-	return Resources{MilliCPU: r.MilliCPU + o.MilliCPU, Memory: r.Memory + o.Memory, Pods: r.Pods + o.Pods}
+	return Resources{MilliCPU: addSat(r.MilliCPU, o.MilliCPU), Memory: addSat(r.Memory, o.Memory), Pods: addSat(r.Pods, o.Pods)}
+}
+
+// addSat is a + b clamped to the int64 range.
+func addSat(a, b int64) int64 {
+	s := a + b
+	switch {
+	case a > 0 && b > 0 && s < 0:
+		return math.MaxInt64
+	case a < 0 && b < 0 && s >= 0:
+		return math.MinInt64
+	}
+	return s
 }
 
 // Sub returns r - o.
@@ -46,10 +61,10 @@ func PodRequests(p *v1.Pod) Resources {
 	for _, c := range p.GetSpec().GetContainers() {
 		req := c.GetResources().GetRequests()
 		if q, err := resource.ParseQuantity(req["cpu"]); err == nil && req["cpu"] != "" {
-			r.MilliCPU += q.MilliValue()
+			r.MilliCPU = addSat(r.MilliCPU, q.MilliValue())
 		}
 		if q, err := resource.ParseQuantity(req["memory"]); err == nil && req["memory"] != "" {
-			r.Memory += q.Value()
+			r.Memory = addSat(r.Memory, q.Value())
 		}
 	}
 	return r
@@ -67,8 +82,8 @@ func nonZeroRequests(p *v1.Pod) Resources {
 		if q, err := resource.ParseQuantity(req["memory"]); err == nil && req["memory"] != "" {
 			mem = q.Value()
 		}
-		r.MilliCPU += cpu
-		r.Memory += mem
+		r.MilliCPU = addSat(r.MilliCPU, cpu)
+		r.Memory = addSat(r.Memory, mem)
 	}
 	return r
 }
@@ -89,8 +104,57 @@ func NewPodInfo(p *v1.Pod) *PodInfo {
 type NodeInfo struct {
 	Node        *v1.Node
 	Allocatable Resources
-	Requested   Resources // sum of PodRequests of its non-terminal pods
+	Requested   Resources // sum of PodRequests of its non-terminal pods, saturated
 	NonZero     Resources // the same with scoring defaults
+
+	// The exact sums behind Requested and NonZero, so that removing a pod
+	// after the sum saturated gives the true remainder back.
+	requested, nonZero wideResources
+}
+
+// wide is a 128-bit two's-complement sum of int64s.
+type wide struct {
+	hi int64
+	lo uint64
+}
+
+func (w *wide) add(v int64) {
+	var c uint64
+	w.lo, c = bits.Add64(w.lo, uint64(v), 0)
+	w.hi += v>>63 + int64(c)
+}
+
+func (w *wide) sub(v int64) {
+	var b uint64
+	w.lo, b = bits.Sub64(w.lo, uint64(v), 0)
+	w.hi -= v>>63 + int64(b)
+}
+
+// value is the sum clamped to the int64 range.
+func (w wide) value() int64 {
+	switch {
+	case w.hi == 0 && w.lo <= math.MaxInt64, w.hi == -1 && w.lo > math.MaxInt64:
+		return int64(w.lo)
+	case w.hi >= 0:
+		return math.MaxInt64
+	}
+	return math.MinInt64
+}
+
+type wideResources struct{ cpu, mem, pods wide }
+
+func (w *wideResources) add(r Resources, sign int) Resources {
+	for _, f := range []struct {
+		w *wide
+		v int64
+	}{{&w.cpu, r.MilliCPU}, {&w.mem, r.Memory}, {&w.pods, r.Pods}} {
+		if sign > 0 {
+			f.w.add(f.v)
+		} else {
+			f.w.sub(f.v)
+		}
+	}
+	return Resources{MilliCPU: w.cpu.value(), Memory: w.mem.value(), Pods: w.pods.value()}
 }
 
 // ParseAllocatable reads a node's allocatable; an error names what is wrong.
@@ -120,14 +184,14 @@ func ParseAllocatable(n *v1.Node) (Resources, error) {
 
 // AddPod accounts a pod on the node.
 func (n *NodeInfo) AddPod(p *PodInfo) {
-	n.Requested = n.Requested.Add(p.Requests)
-	n.NonZero = n.NonZero.Add(p.NonZero)
+	n.Requested = n.requested.add(p.Requests, +1)
+	n.NonZero = n.nonZero.add(p.NonZero, +1)
 }
 
 // RemovePod takes a pod's requests off the node.
 func (n *NodeInfo) RemovePod(p *PodInfo) {
-	n.Requested = n.Requested.Sub(p.Requests)
-	n.NonZero = n.NonZero.Sub(p.NonZero)
+	n.Requested = n.requested.add(p.Requests, -1)
+	n.NonZero = n.nonZero.add(p.NonZero, -1)
 }
 
 // Failure reasons, in Kubernetes' words.
@@ -250,20 +314,32 @@ func TaintToleration(pi *PodInfo, n *NodeInfo) []string {
 }
 
 // NodeResourcesFit checks the pod's requests against allocatable minus
-// what is already requested there.
+// what is already requested there. It compares req > alloc - requested,
+// which cannot overflow (both are non-negative), where requested + req can.
 func NodeResourcesFit(pi *PodInfo, n *NodeInfo) []string {
 	req := pi.Requests
 	var out []string
-	if n.Requested.Pods+1 > n.Allocatable.Pods {
+	if exceeds(1, n.Allocatable.Pods, n.Requested.Pods) {
 		out = append(out, ReasonTooManyPods)
 	}
-	if req.MilliCPU > 0 && n.Requested.MilliCPU+req.MilliCPU > n.Allocatable.MilliCPU {
+	if req.MilliCPU > 0 && exceeds(req.MilliCPU, n.Allocatable.MilliCPU, n.Requested.MilliCPU) {
 		out = append(out, "Insufficient cpu")
 	}
-	if req.Memory > 0 && n.Requested.Memory+req.Memory > n.Allocatable.Memory {
+	if req.Memory > 0 && exceeds(req.Memory, n.Allocatable.Memory, n.Requested.Memory) {
 		out = append(out, "Insufficient memory")
 	}
 	return out
+}
+
+// exceeds reports req > alloc - requested without overflow.
+func exceeds(req, alloc, requested int64) bool {
+	if requested < 0 {
+		requested = 0
+	}
+	if requested > alloc {
+		return true // already over-committed (or alloc shrank)
+	}
+	return req > alloc-requested // 0 <= alloc-requested when alloc >= requested >= 0
 }
 
 // MaxScore is a plugin's best score.
@@ -282,7 +358,15 @@ func leastScore(requested, capacity int64) int64 {
 	if capacity <= 0 || requested > capacity {
 		return 0
 	}
-	return (capacity - requested) * MaxScore / capacity
+	if requested < 0 {
+		requested = 0
+	}
+	// (capacity-requested)*100 overflows int64 for capacities above
+	// MaxInt64/100 (9.2e16 milli-cpu, 92 PB of memory): multiply into 128
+	// bits and divide back (the quotient is at most 100, hi < capacity).
+	hi, lo := bits.Mul64(uint64(capacity-requested), MaxScore)
+	q, _ := bits.Div64(hi, lo, uint64(capacity))
+	return int64(q)
 }
 
 // BalancedAllocation favours nodes whose cpu and memory would be used in

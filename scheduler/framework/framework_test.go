@@ -1,6 +1,7 @@
 package framework
 
 import (
+	"math"
 	"testing"
 
 	v1 "github.com/kubelite/kubelite/proto/kubelite/v1"
@@ -141,6 +142,54 @@ func TestNumFeasibleNodesToFind(t *testing.T) {
 	for _, tt := range []struct{ nodes, want int }{{50, 50}, {100, 100}, {1000, 420}, {5000, 500}, {6000, 300}} {
 		if got := NumFeasibleNodesToFind(tt.nodes); got != tt.want {
 			t.Errorf("%d nodes: %d, want %d", tt.nodes, got, tt.want)
+		}
+	}
+}
+
+// Two pods pinned to a node (spec.nodeName skips the fit) each request
+// 5e15 cpu, which validation allows; their sum is past MaxInt64 milli-cpu.
+// The node must count as full, not as having a negative sum and room.
+func TestPinnedHugeRequestsDoNotWrap(t *testing.T) {
+	n := node("n", "4", "8Gi")
+	big := pod("5e15", "")
+	n.AddPod(big)
+	n.AddPod(big)
+	if n.Requested.MilliCPU != math.MaxInt64 {
+		t.Fatalf("requested cpu = %d, want saturated at MaxInt64", n.Requested.MilliCPU)
+	}
+	small := pod("100m", "")
+	if got := RunFilters(small, n); len(got) != 1 || got[0] != "Insufficient cpu" {
+		t.Fatalf("a normal pod on a node with 2x5e15 cpu pinned: reasons %v, want [Insufficient cpu]", got)
+	}
+	if s := Score(small, n); s < 0 || s > 2*MaxScore {
+		t.Fatalf("score %d out of range", s)
+	}
+	// Removing one gives the exact remainder back, not MaxInt64 - 5e18.
+	n.RemovePod(big)
+	if want := big.Requests.MilliCPU; n.Requested.MilliCPU != want {
+		t.Fatalf("after removing one: requested cpu = %d, want %d", n.Requested.MilliCPU, want)
+	}
+	n.RemovePod(big)
+	if n.Requested.MilliCPU != 0 || len(RunFilters(small, n)) != 0 {
+		t.Fatalf("after removing both: requested %d, reasons %v", n.Requested.MilliCPU, RunFilters(small, n))
+	}
+	// One pod summing two such containers saturates too.
+	two := pod("5e15", "", func(p *v1.Pod) { p.Spec.Containers = append(p.Spec.Containers, p.Spec.Containers[0]) })
+	if two.Requests.MilliCPU != math.MaxInt64 {
+		t.Fatalf("pod requests = %d, want MaxInt64", two.Requests.MilliCPU)
+	}
+}
+
+func TestLeastScoreHugeCapacity(t *testing.T) {
+	for _, tc := range []struct{ req, capacity, want int64 }{
+		{0, math.MaxInt64, 100},
+		{math.MaxInt64 / 2, math.MaxInt64, 50},
+		{math.MaxInt64, math.MaxInt64, 0},
+		{1, 4, 75},
+		{5, 4, 0},
+	} {
+		if got := leastScore(tc.req, tc.capacity); got != tc.want {
+			t.Errorf("leastScore(%d, %d) = %d, want %d", tc.req, tc.capacity, got, tc.want)
 		}
 	}
 }
