@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"io"
 	"io/fs"
@@ -188,11 +189,24 @@ func copyLog(s *logSink, r io.ReadCloser, stream string) {
 			s.flush()
 			return
 		}
-		if br.Buffered() == 0 {
-			// The next read may wait: what was read is written first.
+		if !completeLineBuffered(br) {
+			// The next ReadSlice reads the pipe, and may wait there (for
+			// the rest of a prompt or of progress dots): what was read is
+			// written first.
 			s.flush()
 		}
 	}
+}
+
+// completeLineBuffered reports whether br holds a whole line, which the
+// next ReadSlice returns without reading the pipe.
+func completeLineBuffered(br *bufio.Reader) bool {
+	n := br.Buffered()
+	if n == 0 {
+		return false
+	}
+	b, _ := br.Peek(n)
+	return bytes.IndexByte(b, '\n') >= 0
 }
 
 // startNotifier returns a function that sends one line to the kubelet over

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -117,5 +118,57 @@ func TestReopenAfterRename(t *testing.T) {
 	}
 	if !strings.Contains(string(cur), " F three\n") || strings.Contains(string(cur), "two") {
 		t.Errorf("the new file has %q, want three only", cur)
+	}
+}
+
+// syncBuffer is a writer the test reads while the copier writes.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+func (b *syncBuffer) Close() error { return nil }
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// A complete line followed by the start of the next one (a prompt,
+// progress dots) is written at once: the unfinished rest must not hold
+// it back until the next newline comes.
+func TestCompleteLinesAreNotHeldBackByAPartialOne(t *testing.T) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	out := &syncBuffer{}
+	s := newLogSink("", out, "")
+	done := make(chan struct{})
+	go func() { defer close(done); copyLog(s, r, "stdout") }()
+	if _, err := w.Write([]byte("hello\nwor")); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(out.String(), " F hello\n") {
+		if time.Now().After(deadline) {
+			t.Fatalf("\"hello\" is not in the log while \"wor\" waits for its newline; the log has %q", out.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if strings.Contains(out.String(), "wor") {
+		t.Errorf("the unfinished line was written as an entry: %q", out.String())
+	}
+	w.Write([]byte("ld\n"))
+	w.Close()
+	<-done
+	if !strings.Contains(out.String(), " F world\n") {
+		t.Errorf("the log has %q, want the line world once finished", out.String())
 	}
 }
