@@ -38,6 +38,9 @@ import (
 	"sync"
 	"syscall"
 	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
 )
 
 // Spec is what the kubelet asks for, read as JSON from fd 4.
@@ -218,10 +221,13 @@ func run(dir string, ready, specIn *os.File) Status {
 	go func() { defer copiers.Done(); copyLog(sink, outR, "stdout") }()
 	go func() { defer copiers.Done(); copyLog(sink, errR, "stderr") }()
 
-	ws := reapUntil(pid)
+	waitExit(pid)
 	// The main process is gone: nothing of the container may outlive it,
 	// as when a container's PID 1 ends and the kernel kills its namespace.
+	// It is a zombie until reaped below, so its pid, and with it the
+	// group's id, cannot have been taken by another process yet.
 	_ = syscall.Kill(-pid, syscall.SIGKILL)
+	ws := reap(pid)
 	if spec.TrackCgroup != "" {
 		_ = os.WriteFile(filepath.Join(spec.TrackCgroup, "cgroup.kill"), []byte("1"), 0)
 	}
@@ -312,19 +318,51 @@ func startErrorMessage(bin string, err error) string {
 	return fmt.Sprintf("failed to start container process %q: %v", bin, err)
 }
 
-// reapUntil reaps every child (as subreaper, also orphaned descendants)
-// until pid exits, and returns pid's wait status.
-func reapUntil(pid int) syscall.WaitStatus {
+// waitExit reaps every other child (as subreaper, also orphaned
+// descendants) until pid has exited, and returns with pid still a zombie
+// (waitid WNOWAIT), so its pid and process group id stay reserved until
+// reap.
+func waitExit(pid int) {
 	for {
-		var ws syscall.WaitStatus
-		got, err := syscall.Wait4(-1, &ws, 0, nil)
-		if err == syscall.EINTR {
+		var info unix.Siginfo
+		err := unix.Waitid(unix.P_ALL, 0, &info, unix.WEXITED|unix.WNOWAIT, nil)
+		if err == unix.EINTR {
 			continue
 		}
 		if err != nil {
-			return ws
+			return
 		}
+		got := siginfoPid(&info)
 		if got == pid {
+			return
+		}
+		if got > 0 {
+			var ws syscall.WaitStatus
+			for {
+				if _, err := syscall.Wait4(got, &ws, 0, nil); err != syscall.EINTR {
+					break
+				}
+			}
+		}
+	}
+}
+
+// siginfoPid is si_pid of a SIGCHLD siginfo: after si_signo, si_errno,
+// si_code and, on 64-bit, padding to align the union.
+func siginfoPid(info *unix.Siginfo) int {
+	off := uintptr(12)
+	if unsafe.Sizeof(uintptr(0)) == 8 {
+		off = 16
+	}
+	return int(*(*int32)(unsafe.Add(unsafe.Pointer(info), off)))
+}
+
+// reap reaps pid and returns its wait status.
+func reap(pid int) syscall.WaitStatus {
+	for {
+		var ws syscall.WaitStatus
+		_, err := syscall.Wait4(pid, &ws, 0, nil)
+		if err != syscall.EINTR {
 			return ws
 		}
 	}
