@@ -61,6 +61,9 @@ type shimStatus struct {
 	// LogDroppedBytes the output it lost.
 	LogError        string `json:"logError,omitempty"`
 	LogDroppedBytes int64  `json:"logDroppedBytes,omitempty"`
+	// Survivors counts the container's processes the shim could not kill
+	// (they outlive the container).
+	Survivors int `json:"survivors,omitempty"`
 }
 
 // logFailure is <prefix>.logerr.json, written by the shim while log
@@ -350,6 +353,10 @@ func (r *Runtime) collect(c *Container) {
 	}
 	if st.LogError != "" {
 		r.logFailed(c, st.LogError, st.LogDroppedBytes)
+	}
+	if st.Survivors > 0 {
+		slog.Warn("processes of an ended container survived the shim's SIGKILL and outlive it", "pod_uid", c.PodUID,
+			"container", c.Name, "attempt", c.Attempt, "survivors", st.Survivors)
 	}
 	c.setExit(st)
 	// Only now, with the status written (the shim has killed and reaped

@@ -52,3 +52,26 @@ func TestKillReachesAnOrphanOfTheShim(t *testing.T) {
 		t.Fatalf("the orphan %d, now a child of the shim, was not killed", orphan.Process.Pid)
 	}
 }
+
+// When the time to kill is up with descendants left (a process stuck in
+// the kernel ignores SIGKILL for as long as it is stuck), the shim says
+// how many: they are not left without a trace.
+func TestSurvivorsOfTheKillAreCounted(t *testing.T) {
+	stuck, _ := startSleep(t)
+	_, killedDone := startSleep(t)
+	sendKill = func(p proc, self int) bool {
+		if p.pid == stuck.Process.Pid {
+			return false // as a process in uninterruptible sleep
+		}
+		return killVerified(p, self)
+	}
+	t.Cleanup(func() { sendKill = killVerified })
+	if n := killDescendants(300 * time.Millisecond); n != 1 {
+		t.Errorf("killDescendants = %d survivors, want 1", n)
+	}
+	select {
+	case <-killedDone:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the killable descendant was not killed")
+	}
+}

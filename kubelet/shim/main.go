@@ -81,6 +81,9 @@ type Status struct {
 	// LogDroppedBytes counts the output lost to failed writes.
 	LogError        string `json:"logError,omitempty"`
 	LogDroppedBytes int64  `json:"logDroppedBytes,omitempty"`
+	// Survivors counts the container's processes still there when the
+	// shim gave up killing them (after killWait): they outlive it.
+	Survivors int `json:"survivors,omitempty"`
 }
 
 func main() {
@@ -233,7 +236,10 @@ func run(dir string, ready, specIn *os.File) Status {
 	}
 	// Without a cgroup, a descendant that left the process group (setsid)
 	// is found as a descendant of this subreaper.
-	killDescendants(10 * time.Second)
+	survivors := killDescendants(killWait)
+	if survivors > 0 {
+		fmt.Fprintf(os.Stderr, "kubelet-shim: %d descendants of the container survived %v of SIGKILL; they outlive it\n", survivors, killWait)
+	}
 	// Every writer is dead, so the pipes are at EOF once drained; a process
 	// outside the tree holding them (passed over a socket) must not hold
 	// the exit status back.
@@ -255,10 +261,15 @@ func run(dir string, ready, specIn *os.File) Status {
 	if s.Signal == int(syscall.SIGKILL) && oomKills(spec.MemoryCgroup) > oomBefore {
 		s.OOMKilled = true
 	}
+	s.Survivors = survivors
 	s.LogError, s.LogDroppedBytes = sink.failure()
 	sink.close()
 	return s
 }
+
+// killWait bounds how long the shim kills and reaps the container's
+// descendants before it reports the exit anyway.
+const killWait = 10 * time.Second
 
 // startInCgroups starts cmd from a thread that has joined the v1 limit
 // cgroups, so the workload is inside them from its first instruction (moving
