@@ -28,6 +28,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // ShimSpec is spec.json, read by kubelet-shim (kubelet/shim.Spec).
@@ -707,8 +709,9 @@ func (r *Runtime) RotateLogs(maxSize int64, maxFiles int) {
 	}
 }
 
-// reopenWait bounds how long RotateLog waits for the shim's fresh file.
-const reopenWait = 5 * time.Second
+// reopenWait bounds how long RotateLog waits for the shim's fresh file
+// (a variable for tests).
+var reopenWait = 5 * time.Second
 
 // RotateLog rotates a running container's log by rename: <log>.1 .. <log>.N
 // shift up (the oldest beyond keep-1 is dropped), the live file becomes
@@ -759,7 +762,20 @@ func (r *Runtime) RotateLog(c *Container, keep int) error {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("the shim (pid %d) did not reopen %s within %v", c.shimPid, c.LogPath, reopenWait)
+			// The file goes back to the path, unless the shim made a fresh
+			// one meanwhile (RENAME_NOREPLACE): with no file at the path,
+			// RotateLogs would never look at this container again, and
+			// the renamed file would grow for good. The shim, if it
+			// reopens late, opens that same file; the next rotation tries
+			// again.
+			err := unix.Renameat2(unix.AT_FDCWD, old, unix.AT_FDCWD, c.LogPath, unix.RENAME_NOREPLACE)
+			if errors.Is(err, unix.EEXIST) {
+				return nil // the shim reopened just now
+			}
+			if err != nil {
+				return fmt.Errorf("the shim (pid %d) did not reopen %s within %v, and the log cannot be put back: %w", c.shimPid, c.LogPath, reopenWait, err)
+			}
+			return fmt.Errorf("the shim (pid %d) did not reopen %s within %v; the log is back at its path for the next rotation", c.shimPid, c.LogPath, reopenWait)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
