@@ -45,6 +45,7 @@ type logSink struct {
 	marked time.Time        // when the marker was last written
 	markOK bool             // the marker holds the latest count
 	closed bool             // after close: late output (a writer outside the tree) is dropped
+	cut    bool             // the file ends in the middle of an entry (a short write not undone)
 }
 
 func newLogSink(path string, f io.WriteCloser, marker string) *logSink {
@@ -94,13 +95,50 @@ func (s *logSink) flushLocked() {
 	if len(s.buf) == 0 {
 		return
 	}
+	if s.cut {
+		// The file ends in the middle of an entry (a short write that
+		// could not be undone): end it, so this batch starts a line.
+		s.buf = append(s.buf, 0)
+		copy(s.buf[1:], s.buf)
+		s.buf[0] = '\n'
+	}
 	// O_APPEND: whole entries go in one write. A short write is a failure
 	// (the disk filled up midway): the rest is dropped.
 	n, err := s.w.Write(s.buf)
-	if err != nil {
+	if err == nil {
+		s.cut = false
+	} else {
+		if n > 0 {
+			n = s.undoPartialEntry(n)
+		}
 		s.failed(err, int64(len(s.buf)-n))
 	}
 	s.buf = s.buf[:0]
+}
+
+// undoPartialEntry cuts the file back to the end of the last whole entry
+// of a write that stopped after n of its bytes (a full disk), so the next
+// entry written does not run on from half of one. It returns how many of
+// the bytes stay in the file.
+func (s *logSink) undoPartialEntry(n int) int {
+	keep := bytes.LastIndexByte(s.buf[:n], '\n') + 1
+	if keep == n {
+		s.cut = false
+		return n
+	}
+	f, ok := s.w.(interface {
+		Stat() (fs.FileInfo, error)
+		Truncate(size int64) error
+	})
+	if ok {
+		if st, err := f.Stat(); err == nil && f.Truncate(st.Size()-int64(n-keep)) == nil {
+			// Writing whole entries again lifts any earlier cut.
+			s.cut = s.cut && keep == 0
+			return keep
+		}
+	}
+	s.cut = true
+	return n
 }
 
 // failed records a failed write; the caller holds mu.
@@ -151,6 +189,7 @@ func (s *logSink) reopen() {
 	}
 	_ = s.w.Close()
 	s.w = f
+	s.cut = false // a fresh file
 }
 
 // failure returns the first failed write and the bytes lost, and rewrites
