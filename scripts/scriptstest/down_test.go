@@ -33,10 +33,10 @@ func bootID(t *testing.T) string {
 	return strings.TrimSpace(string(b))
 }
 
-// lookalike starts a process whose command line passes down.sh's name
-// check (".../bin/kubelet ..."): a copy of sleep, as a pid reused by a
-// stranger that even looks like ours would be.
-func lookalike(t *testing.T, state string) (*exec.Cmd, <-chan struct{}) {
+// lookalike starts a copy of sleep as <state>/bin/<name>: with name
+// "kubelet" its command line passes down.sh's name check (".../bin/kubelet
+// ..."), as a pid reused by a stranger that even looks like ours would.
+func lookalike(t *testing.T, state, name string) (*exec.Cmd, <-chan struct{}) {
 	t.Helper()
 	bin := filepath.Join(state, "bin")
 	if err := os.MkdirAll(bin, 0o755); err != nil {
@@ -50,7 +50,7 @@ func lookalike(t *testing.T, state string) (*exec.Cmd, <-chan struct{}) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	exe := filepath.Join(bin, "kubelet")
+	exe := filepath.Join(bin, name)
 	if err := os.WriteFile(exe, b, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -86,23 +86,27 @@ func writePidFile(t *testing.T, state, line string) {
 }
 
 // down.sh never signals a recorded pid that is now another process: a
-// different start time or another boot.
+// different start time or another boot, or, for a pid file of an older
+// up.sh (the pid alone), a process that does not run our binary.
 func TestDownSparesAReusedPid(t *testing.T) {
-	for name, record := range map[string]func(pid int, start, boot string) string{
-		"wrong start time": func(pid int, start, boot string) string {
+	for name, tc := range map[string]struct {
+		bin    string
+		record func(pid int, start, boot string) string
+	}{
+		"wrong start time": {"kubelet", func(pid int, start, boot string) string {
 			n, _ := strconv.ParseUint(start, 10, 64)
 			return fmt.Sprintf("%d %d %s", pid, n+1, boot)
-		},
-		"wrong boot id": func(pid int, start, boot string) string {
+		}},
+		"wrong boot id": {"kubelet", func(pid int, start, boot string) string {
 			return fmt.Sprintf("%d %s %s", pid, start, "00000000-0000-0000-0000-000000000000")
-		},
-		"no start time (old pid file)": func(pid int, start, boot string) string { return strconv.Itoa(pid) },
+		}},
+		"old pid file, another program": {"stranger", func(pid int, start, boot string) string { return strconv.Itoa(pid) }},
 	} {
 		t.Run(name, func(t *testing.T) {
 			state := t.TempDir()
-			cmd, done := lookalike(t, state)
+			cmd, done := lookalike(t, state, tc.bin)
 			pid := cmd.Process.Pid
-			writePidFile(t, state, record(pid, startTime(t, pid), bootID(t)))
+			writePidFile(t, state, tc.record(pid, startTime(t, pid), bootID(t)))
 			out := runDown(t, state)
 			select {
 			case <-done:
@@ -116,10 +120,58 @@ func TestDownSparesAReusedPid(t *testing.T) {
 	}
 }
 
+// A pid file of an older up.sh holds the pid alone: the daemon it names
+// (running our binary) is stopped, not forgotten, and down.sh says how it
+// checked it.
+func TestDownStopsTheDaemonOfAnOldPidFile(t *testing.T) {
+	state := t.TempDir()
+	cmd, done := lookalike(t, state, "kubelet")
+	pid := cmd.Process.Pid
+	writePidFile(t, state, strconv.Itoa(pid))
+	out := runDown(t, state)
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("down.sh left the daemon %d of an old pid file running; it said:\n%s", pid, out)
+	}
+	if !strings.Contains(out, "older up.sh") || !strings.Contains(out, "stopped kubelet-node-1") {
+		t.Errorf("down.sh should say it checked an old pid file by the command line, and stopped it:\n%s", out)
+	}
+}
+
+// up.sh's alive (is the recorded daemon running? then it is not started
+// twice) reads old pid files (the pid alone) by the command line too.
+func TestUpSeesTheDaemonOfAnOldPidFile(t *testing.T) {
+	for name, tc := range map[string]struct {
+		bin  string
+		want bool
+	}{"our binary": {"kubelet", true}, "another program": {"stranger", false}} {
+		t.Run(name, func(t *testing.T) {
+			state := t.TempDir()
+			cmd, _ := lookalike(t, state, tc.bin)
+			writePidFile(t, state, strconv.Itoa(cmd.Process.Pid))
+			// up.sh's helper functions, without the rest of it (which builds and starts a cluster).
+			script := `set -euo pipefail; state="$1"
+eval "$(sed -n '/^binary() {/,/^}/p; /^start_time() {/,/^}/p; /^boot_id() {/p; /^runs_bin() {/,/^}/p; /^alive() {/,/^}/p' ../up.sh)"
+if alive kubelet-node-1; then echo ALIVE; else echo NOT-ALIVE; fi`
+			out, err := exec.Command("bash", "-c", script, "bash", state).CombinedOutput()
+			if err != nil {
+				t.Fatalf("%v\n%s", err, out)
+			}
+			if got := strings.Contains(string(out), "\nALIVE") || strings.HasPrefix(string(out), "ALIVE"); got != tc.want {
+				t.Errorf("alive = %v, want %v; it said:\n%s", got, tc.want, out)
+			}
+			if !strings.Contains(string(out), "older up.sh") {
+				t.Errorf("up.sh should say it checks an old pid file by the command line:\n%s", out)
+			}
+		})
+	}
+}
+
 // A correctly recorded process is stopped.
 func TestDownStopsTheRecordedProcess(t *testing.T) {
 	state := t.TempDir()
-	cmd, done := lookalike(t, state)
+	cmd, done := lookalike(t, state, "kubelet")
 	pid := cmd.Process.Pid
 	writePidFile(t, state, fmt.Sprintf("%d %s %s", pid, startTime(t, pid), bootID(t)))
 	out := runDown(t, state)
