@@ -65,27 +65,48 @@ for name in kubelet controller-manager scheduler apiserver; do
 done
 
 # Containers still running: state.json without status.json. Each runs in
-# its own process group (pgid = pid); its shim reaps it and exits.
-running=()
+# its own process group (pgid = pid); its shim reaps it and exits. The
+# group leader is the container's main process: its group is signalled only
+# while that pid is still the process the shim started (same start time),
+# checked again before each signal.
+leader_is() { # leader_is PGID START: the pid PGID still has start time START
+  [ "$(start_time "$1" || true)" = "$2" ]
+}
+running=() # "PGID START PREFIX"
 for st in "$state"/kubelet-*/state/*.state.json; do
   [ -f "$st" ] || continue
   prefix=${st%.state.json}
   [ -f "$prefix.status.json" ] && continue
-  pgid=$(sed -n 's/.*"pgid":\([0-9]*\).*/\1/p' "$st")
-  started=$(sed -n 's/.*"startTime":\([0-9]*\).*/\1/p' "$st")
-  # The group leader is the container's main process: signal its group only
-  # while that pid is still the process the shim started.
-  [ -n "$pgid" ] && [ -n "$started" ] && [ "$(start_time "$pgid")" = "$started" ] && running+=("$pgid:$prefix")
+  # The shim or a kubelet may remove the file at any moment.
+  pgid=$(sed -n 's/.*"pgid":\([0-9]*\).*/\1/p' "$st" 2>/dev/null) || continue
+  started=$(sed -n 's/.*"startTime":\([0-9]*\).*/\1/p' "$st" 2>/dev/null) || continue
+  if [ -n "$pgid" ] && [ -n "$started" ] && leader_is "$pgid" "$started"; then
+    running+=("$pgid $started $prefix")
+  fi
 done
 if [ ${#running[@]} -gt 0 ]; then
-  for r in "${running[@]}"; do kill -TERM -- "-${r%%:*}" 2>/dev/null || true; done
+  for r in "${running[@]}"; do
+    read -r pgid started prefix <<<"$r"
+    if leader_is "$pgid" "$started"; then kill -TERM -- "-$pgid" 2>/dev/null || true; fi
+  done
   for _ in $(seq 1 50); do
     left=0
-    for r in "${running[@]}"; do [ -f "${r#*:}.status.json" ] || left=1; done
+    for r in "${running[@]}"; do
+      read -r pgid started prefix <<<"$r"
+      [ -f "$prefix.status.json" ] || left=1
+    done
     [ $left = 0 ] && break
     sleep 0.1
   done
-  for r in "${running[@]}"; do [ -f "${r#*:}.status.json" ] || kill -KILL -- "-${r%%:*}" 2>/dev/null || true; done
+  for r in "${running[@]}"; do
+    read -r pgid started prefix <<<"$r"
+    [ -f "$prefix.status.json" ] && continue
+    if leader_is "$pgid" "$started"; then
+      kill -KILL -- "-$pgid" 2>/dev/null || true
+    else
+      echo "down: the leader of process group $pgid ($prefix) is gone: its shim finishes it; not signalling the group"
+    fi
+  done
   echo "down: stopped ${#running[@]} container(s) the kubelets left running"
 fi
 if [ "${1:-}" = "--purge" ]; then

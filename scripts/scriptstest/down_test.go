@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -183,4 +184,51 @@ func TestDownStopsTheRecordedProcess(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(state, "pids", "kubelet-node-1.pid")); !os.IsNotExist(err) {
 		t.Errorf("the pid file is still there: %v", err)
 	}
+}
+
+// down.sh sends a container group its SIGKILL only while the group's
+// leader is still the process the shim recorded: once the leader is gone
+// its group id may be taken by a stranger (here: a member left in the old
+// group stands for it, and must not be killed).
+func TestDownRechecksTheLeaderBeforeTheKill(t *testing.T) {
+	state := t.TempDir()
+	dir := t.TempDir()
+	// The leader exits on SIGTERM; a member of its group ignores SIGTERM.
+	leader := exec.Command("sh", "-c", `(trap '' TERM; exec sleep 1000) & echo $! > member.pid; trap 'exit 0' TERM; while :; do sleep 0.05; done`)
+	leader.Dir = dir
+	leader.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := leader.Start(); err != nil {
+		t.Fatal(err)
+	}
+	leaderDone := make(chan struct{})
+	go func() { _ = leader.Wait(); close(leaderDone) }()
+	pgid := leader.Process.Pid
+	t.Cleanup(func() { _ = syscall.Kill(-pgid, syscall.SIGKILL); <-leaderDone })
+	var member int
+	for deadline := time.Now().Add(20 * time.Second); member == 0; time.Sleep(10 * time.Millisecond) {
+		b, _ := os.ReadFile(filepath.Join(dir, "member.pid"))
+		member, _ = strconv.Atoi(strings.TrimSpace(string(b)))
+		if time.Now().After(deadline) {
+			t.Fatal("the member never started")
+		}
+	}
+	stateDir := filepath.Join(state, "kubelet-node-1", "state")
+	if err := os.MkdirAll(stateDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	js := fmt.Sprintf(`{"pid":%d,"pgid":%d,"startTime":%s}`, pgid, pgid, startTime(t, pgid))
+	if err := os.WriteFile(filepath.Join(stateDir, "u_c_0.state.json"), []byte(js), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := runDown(t, state)
+	select {
+	case <-leaderDone:
+	default:
+		t.Fatalf("the leader did not get its SIGTERM; down.sh said:\n%s", out)
+	}
+	// Killed, the member would be gone or a zombie (its reaper is PID 1 now).
+	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", member)); err != nil || strings.Fields(string(b)[strings.LastIndexByte(string(b), ')')+1:])[0] == "Z" {
+		t.Errorf("down.sh sent SIGKILL to group %d after its leader was gone; it said:\n%s", pgid, out)
+	}
+	_ = syscall.Kill(member, syscall.SIGKILL)
 }
