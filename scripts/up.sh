@@ -44,6 +44,7 @@ runs_bin() { # runs_bin PID NAME: the command line of PID runs .../bin/NAME
   [[ "$cmd" == *"bin/$2 "* ]]
 }
 
+old_pid_files_told=''
 alive() { # alive NAME: the pid file names a live process of ours
   local f="$state/pids/$1.pid" pid='' start='' boot='' bin; bin=$(binary "$1")
   [ -f "$f" ] || return 1
@@ -51,7 +52,10 @@ alive() { # alive NAME: the pid file names a live process of ours
   [ -n "$pid" ] || return 1
   if [ -z "$start" ]; then
     # A pid file of an older up.sh (the pid alone): only the command line tells.
-    echo "up: $f is from an older up.sh (pid only): checking pid $pid by its command line (bin/$bin) alone" >&2
+    if [[ " $old_pid_files_told " != *" $1 "* ]]; then # said once per file: alive runs in wait loops
+      echo "up: $f is from an older up.sh (pid only): checking pid $pid by its command line (bin/$bin) alone" >&2
+      old_pid_files_told+=" $1"
+    fi
     runs_bin "$pid" "$bin"
     return
   fi

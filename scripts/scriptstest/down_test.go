@@ -153,7 +153,7 @@ func TestUpSeesTheDaemonOfAnOldPidFile(t *testing.T) {
 			writePidFile(t, state, strconv.Itoa(cmd.Process.Pid))
 			// up.sh's helper functions, without the rest of it (which builds and starts a cluster).
 			script := `set -euo pipefail; state="$1"
-eval "$(sed -n '/^binary() {/,/^}/p; /^start_time() {/,/^}/p; /^boot_id() {/p; /^runs_bin() {/,/^}/p; /^alive() {/,/^}/p' ../up.sh)"
+eval "$(sed -n '/^old_pid_files_told=/p; /^binary() {/,/^}/p; /^start_time() {/,/^}/p; /^boot_id() {/p; /^runs_bin() {/,/^}/p; /^alive() {/,/^}/p' ../up.sh)"
 if alive kubelet-node-1; then echo ALIVE; else echo NOT-ALIVE; fi`
 			out, err := exec.Command("bash", "-c", script, "bash", state).CombinedOutput()
 			if err != nil {
