@@ -15,10 +15,13 @@
 //     started, and <prefix>.status.json (exit code, signal, OOM) when it
 //     ends, each atomically;
 //   - after the workload's main process exits, kills what is left of the
-//     container (its group, its cgroup, and every descendant, which finds
-//     setsid'd ones without cgroups) and reaps it before it reports the
-//     exit, so no process and no zombie outlives it; the shim itself ends
-//     last, so no writer of its pipes ever gets SIGPIPE.
+//     container (its group, while the leader is still an unreaped zombie;
+//     its cgroup; and every descendant, which finds setsid'd ones without
+//     cgroups, each killed through a pidfd checked against pid reuse) and
+//     reaps it before it reports the exit, so no process and no zombie
+//     outlives it; those still there after 10 s are counted in the status
+//     (survivors); the shim itself ends last, so no writer of its pipes
+//     ever gets SIGPIPE.
 //
 // It imports little on purpose: one runs per container, so its memory is
 // counted per pod.
