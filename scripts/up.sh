@@ -38,12 +38,28 @@ start_time() { # start_time PID: field 22 of /proc/PID/stat (after the ")" that 
 }
 boot_id() { cat /proc/sys/kernel/random/boot_id; }
 
+runs_bin() { # runs_bin PID NAME: the command line of PID runs .../bin/NAME
+  local cmd
+  cmd=$(tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null) || return 1
+  [[ "$cmd" == *"bin/$2 "* ]]
+}
+
+old_pid_files_told=''
 alive() { # alive NAME: the pid file names a live process of ours
-  local f="$state/pids/$1.pid" pid start boot bin; bin=$(binary "$1")
+  local f="$state/pids/$1.pid" pid='' start='' boot='' bin; bin=$(binary "$1")
   [ -f "$f" ] || return 1
   read -r pid start boot <"$f" || true
-  [ -n "$pid" ] && [ -n "$start" ] && [ "$boot" = "$(boot_id)" ] && [ "$(start_time "$pid")" = "$start" ] &&
-    [ -r "/proc/$pid/cmdline" ] && tr '\0' ' ' < "/proc/$pid/cmdline" | grep -q "bin/$bin "
+  [ -n "$pid" ] || return 1
+  if [ -z "$start" ]; then
+    # A pid file of an older up.sh (the pid alone): only the command line tells.
+    if [[ " $old_pid_files_told " != *" $1 "* ]]; then # said once per file: alive runs in wait loops
+      echo "up: $f is from an older up.sh (pid only): checking pid $pid by its command line (bin/$bin) alone" >&2
+      old_pid_files_told+=" $1"
+    fi
+    runs_bin "$pid" "$bin"
+    return
+  fi
+  [ "$boot" = "$(boot_id)" ] && [ "$(start_time "$pid")" = "$start" ] && runs_bin "$pid" "$bin"
 }
 
 start() { # start NAME ARGS...: run bin/<NAME without its -node-N or -N suffix> in the background, logging to the state folder

@@ -87,3 +87,43 @@ func TestLogErrorMarkerIsReadOnRecovery(t *testing.T) {
 		t.Fatalf("adopted attempt's LogError = %v", at)
 	}
 }
+
+// A shim that does not reopen its log in time (stopped, overloaded) must
+// not end rotation for good: the renamed file goes back to the path, so
+// the next rotation finds it and tries again.
+func TestFailedReopenPutsTheLogBackForTheNextRotation(t *testing.T) {
+	r := newRuntime(t, t.TempDir(), nil)
+	c, err := r.Start(context.Background(), ContainerSpec{PodUID: "u-reopen", Name: "c", WorkingDir: t.TempDir(),
+		Command: []string{"sh", "-c", "echo first; exec sleep 1000"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = r.RemovePod("u-reopen") })
+	waitFile(t, c.LogPath, "first")
+	old := reopenWait
+	reopenWait = 300 * time.Millisecond
+	t.Cleanup(func() { reopenWait = old })
+	if err := syscall.Kill(c.shimPid, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	err = r.RotateLog(c, 5)
+	_ = syscall.Kill(c.shimPid, syscall.SIGCONT)
+	if err == nil {
+		t.Fatal("RotateLog succeeded though the shim was stopped")
+	}
+	if b, err := os.ReadFile(c.LogPath); err != nil || !strings.Contains(string(b), "first") {
+		t.Fatalf("after the failed reopen the log path has %q (%v), want the log back", b, err)
+	}
+	if _, err := os.Stat(c.LogPath + ".1"); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("%s.1 is still there (%v): the log was not put back", c.LogPath, err)
+	}
+	// The shim, running again, reopens the path (the same file) on the
+	// pending signal; the next rotation works.
+	reopenWait = old
+	if err := r.RotateLog(c, 5); err != nil {
+		t.Fatalf("the next rotation: %v", err)
+	}
+	if b, err := os.ReadFile(c.LogPath + ".1"); err != nil || !strings.Contains(string(b), "first") {
+		t.Errorf("after the next rotation %s.1 has %q (%v)", c.LogPath, b, err)
+	}
+}

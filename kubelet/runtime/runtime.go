@@ -28,6 +28,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // ShimSpec is spec.json, read by kubelet-shim (kubelet/shim.Spec).
@@ -61,6 +63,9 @@ type shimStatus struct {
 	// LogDroppedBytes the output it lost.
 	LogError        string `json:"logError,omitempty"`
 	LogDroppedBytes int64  `json:"logDroppedBytes,omitempty"`
+	// Survivors counts the container's processes the shim could not kill
+	// (they outlive the container).
+	Survivors int `json:"survivors,omitempty"`
 }
 
 // logFailure is <prefix>.logerr.json, written by the shim while log
@@ -351,7 +356,13 @@ func (r *Runtime) collect(c *Container) {
 	if st.LogError != "" {
 		r.logFailed(c, st.LogError, st.LogDroppedBytes)
 	}
+	if st.Survivors > 0 {
+		slog.Warn("processes of an ended container survived the shim's SIGKILL and outlive it", "pod_uid", c.PodUID,
+			"container", c.Name, "attempt", c.Attempt, "survivors", st.Survivors)
+	}
 	c.setExit(st)
+	// Only now, with the status written (the shim has killed and reaped
+	// everything) or the shim gone, is the tracking cgroup empty.
 	r.cfg.Cgroups.removeTrack(c.PodUID, c.Name, c.Attempt)
 	if r.cfg.OnExit != nil {
 		r.cfg.OnExit(c.PodUID)
@@ -429,7 +440,9 @@ func (r *Runtime) Recover() ([]string, error) {
 			}
 			if st, err := readStatus(c.dir); err == nil {
 				c.setExit(st)
-			} else if procStartTime(c.Pid) == c.startTime && c.startTime != 0 {
+			} else if (procStartTime(c.Pid) == c.startTime && c.startTime != 0) || r.shimAlive(c) {
+				// The workload runs, or its shim is still winding it down
+				// (killing descendants, draining logs): the status will come.
 				adopted = append(adopted, c)
 			} else {
 				// Neither running nor a recorded exit: the shim was killed.
@@ -456,11 +469,22 @@ func (r *Runtime) Recover() ([]string, error) {
 	return uids, nil
 }
 
+// legacyShimGrace is how long a restarted kubelet waits for the status of
+// a container whose state file does not identify its shim (written by an
+// older shim) once the main process is gone.
+const legacyShimGrace = 30 * time.Second
+
 // watchAdopted waits for adopted containers (whose shims are not our
-// children) to write their status.
+// children) to write their status. After the main process ends the shim
+// may take a while (it kills and reaps every descendant, up to 10 s, and
+// drains the log pipes, up to 2 s) before it writes the status, so the
+// exit is read from the status file; it falls back to 137 only once the
+// shim itself is gone (its start time changed, or it is a zombie or
+// absent) and left no status.
 func (r *Runtime) watchAdopted(cs []*Container) {
 	t := time.NewTicker(100 * time.Millisecond)
 	defer t.Stop()
+	mainGone := map[*Container]time.Time{}
 	for len(cs) > 0 {
 		<-t.C
 		rest := cs[:0]
@@ -475,9 +499,9 @@ func (r *Runtime) watchAdopted(cs []*Container) {
 					r.logFailed(c, lf.Error, lf.DroppedBytes)
 				}
 			}
-			if procStartTime(c.Pid) != c.startTime {
-				// The workload is gone; give its shim a moment to write.
-				time.Sleep(50 * time.Millisecond)
+			if r.shimGone(c, mainGone) {
+				// collect reads the status once more: the shim may have
+				// written it just before it ended.
 				r.collect(c)
 				continue
 			}
@@ -485,6 +509,23 @@ func (r *Runtime) watchAdopted(cs []*Container) {
 		}
 		cs = rest
 	}
+}
+
+// shimGone reports whether an adopted container's shim has ended, so no
+// status will come any more.
+func (r *Runtime) shimGone(c *Container, mainGone map[*Container]time.Time) bool {
+	if c.shimPid > 0 && c.shimStart != 0 {
+		return !r.shimAlive(c)
+	}
+	// A state file without the shim's identity: the main process's end,
+	// plus a grace longer than any wind-down of the shim.
+	if procStartTime(c.Pid) == c.startTime && c.startTime != 0 {
+		return false
+	}
+	if mainGone[c].IsZero() {
+		mainGone[c] = time.Now()
+	}
+	return time.Since(mainGone[c]) > legacyShimGrace
 }
 
 // Attempts returns a container's attempts, oldest first.
@@ -668,8 +709,9 @@ func (r *Runtime) RotateLogs(maxSize int64, maxFiles int) {
 	}
 }
 
-// reopenWait bounds how long RotateLog waits for the shim's fresh file.
-const reopenWait = 5 * time.Second
+// reopenWait bounds how long RotateLog waits for the shim's fresh file
+// (a variable for tests).
+var reopenWait = 5 * time.Second
 
 // RotateLog rotates a running container's log by rename: <log>.1 .. <log>.N
 // shift up (the oldest beyond keep-1 is dropped), the live file becomes
@@ -720,7 +762,20 @@ func (r *Runtime) RotateLog(c *Container, keep int) error {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("the shim (pid %d) did not reopen %s within %v", c.shimPid, c.LogPath, reopenWait)
+			// The file goes back to the path, unless the shim made a fresh
+			// one meanwhile (RENAME_NOREPLACE): with no file at the path,
+			// RotateLogs would never look at this container again, and
+			// the renamed file would grow for good. The shim, if it
+			// reopens late, opens that same file; the next rotation tries
+			// again.
+			err := unix.Renameat2(unix.AT_FDCWD, old, unix.AT_FDCWD, c.LogPath, unix.RENAME_NOREPLACE)
+			if errors.Is(err, unix.EEXIST) {
+				return nil // the shim reopened just now
+			}
+			if err != nil {
+				return fmt.Errorf("the shim (pid %d) did not reopen %s within %v, and the log cannot be put back: %w", c.shimPid, c.LogPath, reopenWait, err)
+			}
+			return fmt.Errorf("the shim (pid %d) did not reopen %s within %v; the log is back at its path for the next rotation", c.shimPid, c.LogPath, reopenWait)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"io"
 	"io/fs"
@@ -12,6 +13,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // maxLogLine is the longest piece of a line written as one log entry: a
@@ -42,6 +45,7 @@ type logSink struct {
 	marked time.Time        // when the marker was last written
 	markOK bool             // the marker holds the latest count
 	closed bool             // after close: late output (a writer outside the tree) is dropped
+	cut    bool             // the file ends in the middle of an entry (a short write not undone)
 }
 
 func newLogSink(path string, f io.WriteCloser, marker string) *logSink {
@@ -91,13 +95,50 @@ func (s *logSink) flushLocked() {
 	if len(s.buf) == 0 {
 		return
 	}
+	if s.cut {
+		// The file ends in the middle of an entry (a short write that
+		// could not be undone): end it, so this batch starts a line.
+		s.buf = append(s.buf, 0)
+		copy(s.buf[1:], s.buf)
+		s.buf[0] = '\n'
+	}
 	// O_APPEND: whole entries go in one write. A short write is a failure
 	// (the disk filled up midway): the rest is dropped.
 	n, err := s.w.Write(s.buf)
-	if err != nil {
+	if err == nil {
+		s.cut = false
+	} else {
+		if n > 0 {
+			n = s.undoPartialEntry(n)
+		}
 		s.failed(err, int64(len(s.buf)-n))
 	}
 	s.buf = s.buf[:0]
+}
+
+// undoPartialEntry cuts the file back to the end of the last whole entry
+// of a write that stopped after n of its bytes (a full disk), so the next
+// entry written does not run on from half of one. It returns how many of
+// the bytes stay in the file.
+func (s *logSink) undoPartialEntry(n int) int {
+	keep := bytes.LastIndexByte(s.buf[:n], '\n') + 1
+	if keep == n {
+		s.cut = false
+		return n
+	}
+	f, ok := s.w.(interface {
+		Stat() (fs.FileInfo, error)
+		Truncate(size int64) error
+	})
+	if ok {
+		if st, err := f.Stat(); err == nil && f.Truncate(st.Size()-int64(n-keep)) == nil {
+			// Writing whole entries again lifts any earlier cut.
+			s.cut = s.cut && keep == 0
+			return keep
+		}
+	}
+	s.cut = true
+	return n
 }
 
 // failed records a failed write; the caller holds mu.
@@ -148,6 +189,7 @@ func (s *logSink) reopen() {
 	}
 	_ = s.w.Close()
 	s.w = f
+	s.cut = false // a fresh file
 }
 
 // failure returns the first failed write and the bytes lost, and rewrites
@@ -188,11 +230,24 @@ func copyLog(s *logSink, r io.ReadCloser, stream string) {
 			s.flush()
 			return
 		}
-		if br.Buffered() == 0 {
-			// The next read may wait: what was read is written first.
+		if !completeLineBuffered(br) {
+			// The next ReadSlice reads the pipe, and may wait there (for
+			// the rest of a prompt or of progress dots): what was read is
+			// written first.
 			s.flush()
 		}
 	}
+}
+
+// completeLineBuffered reports whether br holds a whole line, which the
+// next ReadSlice returns without reading the pipe.
+func completeLineBuffered(br *bufio.Reader) bool {
+	n := br.Buffered()
+	if n == 0 {
+		return false
+	}
+	b, _ := br.Peek(n)
+	return bytes.IndexByte(b, '\n') >= 0
 }
 
 // startNotifier returns a function that sends one line to the kubelet over
@@ -223,21 +278,18 @@ func startNotifier(ready *os.File) func(string) {
 // /proc/<pid>/task/<tid>/children, which also finds processes that left
 // the process group (setsid) when no cgroup tracks the container; as the
 // subreaper, the shim becomes the parent of each orphan, so it loops until
-// it has no child left (wait4: ECHILD) or max has passed.
-func killDescendants(max time.Duration) {
+// it has no child left (wait4: ECHILD) or max has passed. It returns how
+// many descendants were still there when max passed (0 when all are gone).
+func killDescendants(max time.Duration) int {
 	deadline := time.Now().Add(max)
 	self := os.Getpid()
 	for {
-		// Parents first: a killed parent can no longer reap (and so free
-		// the pid of) a child read from its children file.
-		for _, p := range descendants(self) {
-			_ = syscall.Kill(p, syscall.SIGKILL)
-		}
+		killListed(descendants(self), self)
 		for {
 			var ws syscall.WaitStatus
 			got, err := syscall.Wait4(-1, &ws, syscall.WNOHANG, nil)
 			if err == syscall.ECHILD {
-				return
+				return 0
 			}
 			if err == syscall.EINTR {
 				continue
@@ -247,15 +299,80 @@ func killDescendants(max time.Duration) {
 			}
 		}
 		if time.Now().After(deadline) {
-			return
+			return len(descendants(self))
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
 }
 
+// proc is a descendant and the parent it was found under.
+type proc struct{ pid, parent int }
+
+// killListed kills the listed processes, parents first (a killed parent
+// can no longer reap, and so free the pid of, a child read from its
+// children file).
+func killListed(list []proc, self int) {
+	for _, p := range list {
+		sendKill(p, self)
+	}
+}
+
+// sendKill is killVerified; tests replace it.
+var sendKill = killVerified
+
+// killVerified sends SIGKILL to p.pid only if it is still the process
+// found in the walk. Between the walk and the kill the process may have
+// died, been reaped by its parent, and its pid been taken by a stranger:
+// the kill goes through a pidfd (which names one process, never a later
+// one with the same pid), opened first and then checked, so the pidfd is
+// known to hold the descendant: its parent is still the one it was found
+// under, or the shim (it was orphaned to the subreaper since). It reports
+// whether the signal was sent.
+func killVerified(p proc, self int) bool {
+	fd, err := unix.PidfdOpen(p.pid, 0)
+	if err == unix.ENOSYS {
+		// Kernels before 5.3: check, then kill by pid (a narrow race).
+		if pp := procPpid(p.pid); pp != p.parent && pp != self {
+			return false
+		}
+		return syscall.Kill(p.pid, syscall.SIGKILL) == nil
+	}
+	if err != nil {
+		return false // gone
+	}
+	defer unix.Close(fd)
+	if pp := procPpid(p.pid); pp != p.parent && pp != self {
+		return false // not our descendant any more: the pid was reused
+	}
+	return unix.PidfdSendSignal(fd, unix.SIGKILL, nil, 0) == nil
+}
+
+// procPpid reads the parent pid (field 4) of /proc/<pid>/stat; -1 if the
+// process is gone.
+func procPpid(pid int) int {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return -1
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return -1
+	}
+	f := strings.Fields(s[i+1:])
+	if len(f) < 2 {
+		return -1
+	}
+	v, err := strconv.Atoi(f[1])
+	if err != nil {
+		return -1
+	}
+	return v
+}
+
 // descendants lists the descendants of pid, parents before their children.
-func descendants(pid int) []int {
-	var out []int
+func descendants(pid int) []proc {
+	var out []proc
 	queue := []int{pid}
 	seen := map[int]bool{pid: true}
 	for len(queue) > 0 {
@@ -264,7 +381,7 @@ func descendants(pid int) []int {
 		for _, c := range children(p) {
 			if !seen[c] {
 				seen[c] = true
-				out = append(out, c)
+				out = append(out, proc{pid: c, parent: p})
 				queue = append(queue, c)
 			}
 		}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -117,5 +118,131 @@ func TestReopenAfterRename(t *testing.T) {
 	}
 	if !strings.Contains(string(cur), " F three\n") || strings.Contains(string(cur), "two") {
 		t.Errorf("the new file has %q, want three only", cur)
+	}
+}
+
+// syncBuffer is a writer the test reads while the copier writes.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+func (b *syncBuffer) Close() error { return nil }
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// A complete line followed by the start of the next one (a prompt,
+// progress dots) is written at once: the unfinished rest must not hold
+// it back until the next newline comes.
+func TestCompleteLinesAreNotHeldBackByAPartialOne(t *testing.T) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	out := &syncBuffer{}
+	s := newLogSink("", out, "")
+	done := make(chan struct{})
+	go func() { defer close(done); copyLog(s, r, "stdout") }()
+	if _, err := w.Write([]byte("hello\nwor")); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(out.String(), " F hello\n") {
+		if time.Now().After(deadline) {
+			t.Fatalf("\"hello\" is not in the log while \"wor\" waits for its newline; the log has %q", out.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if strings.Contains(out.String(), "wor") {
+		t.Errorf("the unfinished line was written as an entry: %q", out.String())
+	}
+	w.Write([]byte("ld\n"))
+	w.Close()
+	<-done
+	if !strings.Contains(out.String(), " F world\n") {
+		t.Errorf("the log has %q, want the line world once finished", out.String())
+	}
+}
+
+// smallDisk is a real file on a disk with room for only limit bytes: a
+// write that does not fit is short, then ENOSPC, as write(2) does.
+type smallDisk struct {
+	*os.File
+	limit int64
+}
+
+func (d *smallDisk) Write(b []byte) (int, error) {
+	st, err := d.File.Stat()
+	if err != nil {
+		return 0, err
+	}
+	room := d.limit - st.Size()
+	if room >= int64(len(b)) {
+		return d.File.Write(b)
+	}
+	n := 0
+	if room > 0 {
+		n, _ = d.File.Write(b[:room])
+	}
+	return n, &fs.PathError{Op: "write", Path: d.Name(), Err: syscall.ENOSPC}
+}
+
+// A write cut short by a full disk must not leave half an entry in the
+// file, with the next entry glued onto it once there is room again.
+func TestShortWriteLeavesNoHalfEntry(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "c.log")
+	f, err := openLog(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	disk := &smallDisk{File: f, limit: 100}
+	s := newLogSink(path, disk, "")
+	s.writeEntry("stdout", false, []byte("first"))
+	s.flush()
+	s.writeEntry("stdout", false, []byte(strings.Repeat("x", 200))) // does not fit: cut short
+	s.flush()
+	disk.limit = 1 << 20 // room again
+	s.writeEntry("stdout", false, []byte("after"))
+	s.close()
+	b, _ := os.ReadFile(path)
+	got := entries(t, b)
+	if len(got) != 2 || got[0][2] != "first" || got[1][2] != "after" {
+		t.Errorf("the log has %q, want the entries first and after, whole, and nothing of the one cut short", b)
+	}
+	if msg, dropped := s.failure(); msg == "" || dropped == 0 {
+		t.Errorf("failure = %q, %d bytes: the cut entry is not reported as dropped", msg, dropped)
+	}
+}
+
+// A writer that cannot be cut back (no Truncate): the next batch starts
+// with a newline, so its entries are not glued onto the half one.
+func TestShortWriteWithoutTruncateStartsANewLine(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "c.log")
+	f, err := openLog(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	disk := &smallDisk{File: f, limit: 100}
+	s := newLogSink(path, struct{ io.WriteCloser }{disk}, "")
+	s.writeEntry("stdout", false, []byte("first"))
+	s.flush()
+	s.writeEntry("stdout", false, []byte(strings.Repeat("x", 200)))
+	s.flush()
+	disk.limit = 1 << 20
+	s.writeEntry("stdout", false, []byte("after"))
+	s.close()
+	b, _ := os.ReadFile(path)
+	lines := strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
+	if len(lines) != 3 || !strings.HasSuffix(lines[2], " stdout F after") {
+		t.Errorf("the log has %q, want the entry after on a line of its own", b)
 	}
 }

@@ -15,10 +15,13 @@
 //     started, and <prefix>.status.json (exit code, signal, OOM) when it
 //     ends, each atomically;
 //   - after the workload's main process exits, kills what is left of the
-//     container (its group, its cgroup, and every descendant, which finds
-//     setsid'd ones without cgroups) and reaps it before it reports the
-//     exit, so no process and no zombie outlives it; the shim itself ends
-//     last, so no writer of its pipes ever gets SIGPIPE.
+//     container (its group, while the leader is still an unreaped zombie;
+//     its cgroup; and every descendant, which finds setsid'd ones without
+//     cgroups, each killed through a pidfd checked against pid reuse) and
+//     reaps it before it reports the exit, so no process and no zombie
+//     outlives it; those still there after 10 s are counted in the status
+//     (survivors); the shim itself ends last, so no writer of its pipes
+//     ever gets SIGPIPE.
 //
 // It imports little on purpose: one runs per container, so its memory is
 // counted per pod.
@@ -38,6 +41,9 @@ import (
 	"sync"
 	"syscall"
 	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
 )
 
 // Spec is what the kubelet asks for, read as JSON from fd 4.
@@ -78,6 +84,9 @@ type Status struct {
 	// LogDroppedBytes counts the output lost to failed writes.
 	LogError        string `json:"logError,omitempty"`
 	LogDroppedBytes int64  `json:"logDroppedBytes,omitempty"`
+	// Survivors counts the container's processes still there when the
+	// shim gave up killing them (after killWait): they outlive it.
+	Survivors int `json:"survivors,omitempty"`
 }
 
 func main() {
@@ -218,16 +227,22 @@ func run(dir string, ready, specIn *os.File) Status {
 	go func() { defer copiers.Done(); copyLog(sink, outR, "stdout") }()
 	go func() { defer copiers.Done(); copyLog(sink, errR, "stderr") }()
 
-	ws := reapUntil(pid)
+	waitExit(pid)
 	// The main process is gone: nothing of the container may outlive it,
 	// as when a container's PID 1 ends and the kernel kills its namespace.
+	// It is a zombie until reaped below, so its pid, and with it the
+	// group's id, cannot have been taken by another process yet.
 	_ = syscall.Kill(-pid, syscall.SIGKILL)
+	ws := reap(pid)
 	if spec.TrackCgroup != "" {
 		_ = os.WriteFile(filepath.Join(spec.TrackCgroup, "cgroup.kill"), []byte("1"), 0)
 	}
 	// Without a cgroup, a descendant that left the process group (setsid)
 	// is found as a descendant of this subreaper.
-	killDescendants(10 * time.Second)
+	survivors := killDescendants(killWait)
+	if survivors > 0 {
+		fmt.Fprintf(os.Stderr, "kubelet-shim: %d descendants of the container survived %v of SIGKILL; they outlive it\n", survivors, killWait)
+	}
 	// Every writer is dead, so the pipes are at EOF once drained; a process
 	// outside the tree holding them (passed over a socket) must not hold
 	// the exit status back.
@@ -249,10 +264,15 @@ func run(dir string, ready, specIn *os.File) Status {
 	if s.Signal == int(syscall.SIGKILL) && oomKills(spec.MemoryCgroup) > oomBefore {
 		s.OOMKilled = true
 	}
+	s.Survivors = survivors
 	s.LogError, s.LogDroppedBytes = sink.failure()
 	sink.close()
 	return s
 }
+
+// killWait bounds how long the shim kills and reaps the container's
+// descendants before it reports the exit anyway.
+const killWait = 10 * time.Second
 
 // startInCgroups starts cmd from a thread that has joined the v1 limit
 // cgroups, so the workload is inside them from its first instruction (moving
@@ -312,19 +332,51 @@ func startErrorMessage(bin string, err error) string {
 	return fmt.Sprintf("failed to start container process %q: %v", bin, err)
 }
 
-// reapUntil reaps every child (as subreaper, also orphaned descendants)
-// until pid exits, and returns pid's wait status.
-func reapUntil(pid int) syscall.WaitStatus {
+// waitExit reaps every other child (as subreaper, also orphaned
+// descendants) until pid has exited, and returns with pid still a zombie
+// (waitid WNOWAIT), so its pid and process group id stay reserved until
+// reap.
+func waitExit(pid int) {
 	for {
-		var ws syscall.WaitStatus
-		got, err := syscall.Wait4(-1, &ws, 0, nil)
-		if err == syscall.EINTR {
+		var info unix.Siginfo
+		err := unix.Waitid(unix.P_ALL, 0, &info, unix.WEXITED|unix.WNOWAIT, nil)
+		if err == unix.EINTR {
 			continue
 		}
 		if err != nil {
-			return ws
+			return
 		}
+		got := siginfoPid(&info)
 		if got == pid {
+			return
+		}
+		if got > 0 {
+			var ws syscall.WaitStatus
+			for {
+				if _, err := syscall.Wait4(got, &ws, 0, nil); err != syscall.EINTR {
+					break
+				}
+			}
+		}
+	}
+}
+
+// siginfoPid is si_pid of a SIGCHLD siginfo: after si_signo, si_errno,
+// si_code and, on 64-bit, padding to align the union.
+func siginfoPid(info *unix.Siginfo) int {
+	off := uintptr(12)
+	if unsafe.Sizeof(uintptr(0)) == 8 {
+		off = 16
+	}
+	return int(*(*int32)(unsafe.Add(unsafe.Pointer(info), off)))
+}
+
+// reap reaps pid and returns its wait status.
+func reap(pid int) syscall.WaitStatus {
+	for {
+		var ws syscall.WaitStatus
+		_, err := syscall.Wait4(pid, &ws, 0, nil)
+		if err != syscall.EINTR {
 			return ws
 		}
 	}
