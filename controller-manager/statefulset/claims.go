@@ -119,15 +119,26 @@ func ClaimOwnerRefs(refs []*v1.OwnerReference, s *v1.StatefulSet, pod *v1.Object
 				out = append(out, podControllerRef(pod))
 			}
 		case whenDeleted == policyDelete:
-			out = append(out, controller.NewControllerRef(s))
+			out = append(out, setControllerRef(s))
 		}
 	}
 	return out, !sameRefs(out, refs)
 }
 
+// A claim's owner references never block their owner's deletion, as
+// Kubernetes' setOwnerRef writes them (apiVersion, kind, name, uid and,
+// since 1.32, controller): a condemned pod deleted in the foreground
+// (delete sts --cascade=foreground during a scale-down) must not wait for
+// its claim, which pvc-protection holds until that very pod is gone.
 func podControllerRef(pod *v1.ObjectMeta) *v1.OwnerReference {
 	t := true
-	return &v1.OwnerReference{ApiVersion: "v1", Kind: "Pod", Name: pod.GetName(), Uid: pod.GetUid(), Controller: &t, BlockOwnerDeletion: &t}
+	return &v1.OwnerReference{ApiVersion: "v1", Kind: "Pod", Name: pod.GetName(), Uid: pod.GetUid(), Controller: &t}
+}
+
+func setControllerRef(s *v1.StatefulSet) *v1.OwnerReference {
+	r := controller.NewControllerRef(s)
+	r.BlockOwnerDeletion = nil
+	return r
 }
 
 func sameRefs(a, b []*v1.OwnerReference) bool {

@@ -1,0 +1,75 @@
+package statefulset
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/kubelite/kubelite/apiserver/apiservertest"
+	"github.com/kubelite/kubelite/controller-manager/garbagecollector"
+	"github.com/kubelite/kubelite/controller-manager/pvcprotection"
+	"github.com/kubelite/kubelite/internal/client"
+	v1 "github.com/kubelite/kubelite/proto/kubelite/v1"
+)
+
+// A condemned pod owns its claim (whenScaled: Delete). When the collector
+// deletes that pod in the foreground (delete sts --cascade=foreground in
+// the middle of a scale-down), the pod must not wait for its claim: the
+// claim is held by pvc-protection until the pod leaves etcd. Real
+// apiserver, collector and pvc-protection controller; the test plays the
+// kubelet's final grace-0 delete.
+func TestForegroundDeletedCondemnedPodAndItsClaimBothGo(t *testing.T) {
+	srv := apiservertest.Start(t, apiservertest.Options{})
+	c := srv.Client
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+
+	pods := client.NewInformer(c.Pods(), nil)
+	claims := client.NewInformer(c.PersistentVolumeClaims(), nil)
+	gc := garbagecollector.New(c)
+	garbagecollector.StoreFor(gc, pods)
+	garbagecollector.StoreFor(gc, claims)
+	pvcp := pvcprotection.New(c, claims, pods)
+	go pods.Run(ctx)
+	go claims.Run(ctx)
+	if !pods.WaitForSync(ctx) || !claims.WaitForSync(ctx) {
+		t.Fatal("informers did not sync")
+	}
+	go gc.Run(ctx, 2)
+	go pvcp.Run(ctx, 1)
+
+	set := setWith("Retain", "Delete")
+	pod, err := c.Pods().Create(ctx, &v1.Pod{Metadata: &v1.ObjectMeta{Name: "web-2", Namespace: "default"},
+		Spec: &v1.PodSpec{NodeName: "n1", Containers: []*v1.Container{{Name: "c", Image: "sleep", Command: []string{"sleep", "1000"}}},
+			Volumes: []*v1.Volume{{Name: "data", PersistentVolumeClaim: &v1.PersistentVolumeClaimVolumeSource{ClaimName: "data-web-2"}}}}})
+	if err != nil {
+		t.Fatalf("create pod: %v", err)
+	}
+	refs, _ := ClaimOwnerRefs(nil, set, pod.Metadata, true)
+	claim := claimsFor(set, 2)[0]
+	claim.Metadata.OwnerReferences = refs
+	if _, err := c.PersistentVolumeClaims().Create(ctx, claim); err != nil {
+		t.Fatalf("create claim: %v", err)
+	}
+	uid := pod.Metadata.Uid
+	if _, err := c.Pods().Delete(ctx, "default", "web-2", &v1.DeleteOptions{PropagationPolicy: "Foreground", Preconditions: &v1.Preconditions{Uid: &uid}}); err != nil {
+		t.Fatalf("foreground delete: %v", err)
+	}
+	// The kubelet: once the pod terminates, its final delete.
+	zero := int64(0)
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		_, perr := c.Pods().Get(ctx, "default", "web-2")
+		_, cerr := c.PersistentVolumeClaims().Get(ctx, "default", "data-web-2")
+		if client.IsNotFound(perr) && client.IsNotFound(cerr) {
+			return
+		}
+		if perr == nil {
+			_, _ = c.Pods().Delete(ctx, "default", "web-2", &v1.DeleteOptions{GracePeriodSeconds: &zero, Preconditions: &v1.Preconditions{Uid: &uid}})
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	p, perr := c.Pods().Get(ctx, "default", "web-2")
+	cl, cerr := c.PersistentVolumeClaims().Get(ctx, "default", "data-web-2")
+	t.Fatalf("stuck after 60s: pod %v (finalizers %v), claim %v (finalizers %v)", perr, p.GetMetadata().GetFinalizers(), cerr, cl.GetMetadata().GetFinalizers())
+}
