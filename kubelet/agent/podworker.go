@@ -51,6 +51,8 @@ type podWorker struct {
 	claimRetry    time.Time     // no new try before this
 	claimWait     time.Duration // the last wait between tries
 	claimEvent    atomic.Bool   // a claim the pod names changed: try now
+	claimsChecked atomic.Bool   // mountClaims ran once (read by podUsesClaim)
+	claimsInUse   atomic.Bool   // claims mounted or containers started: folders in use
 }
 
 // backoff is one container's CrashLoopBackOff state.
