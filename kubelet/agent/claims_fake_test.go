@@ -11,6 +11,7 @@ import (
 	"github.com/kubelite/kubelite/apiserver/apiservertest"
 	"github.com/kubelite/kubelite/internal/api"
 	"github.com/kubelite/kubelite/internal/client"
+	"github.com/kubelite/kubelite/kubelet/runtime"
 	v1 "github.com/kubelite/kubelite/proto/kubelite/v1"
 )
 
@@ -259,5 +260,34 @@ func TestPodUsesClaim(t *testing.T) {
 				t.Errorf("podUsesClaim = %v, want %v", got, c.want)
 			}
 		})
+	}
+}
+
+// Starting a container never makes a claim's folder: only binding does,
+// after the claim has the finalizer that removes it.
+func TestContainerStartDoesNotMakeAClaimFolder(t *testing.T) {
+	root := t.TempDir()
+	rt, err := runtime.New(runtime.Config{Root: root, ShimPath: os.Args[0]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := &Kubelet{cfg: Config{NodeName: "n1", VolumeDir: t.TempDir()}, rt: rt, workers: map[string]*podWorker{}}
+	pod := &v1.Pod{Metadata: &v1.ObjectMeta{Name: "p", Namespace: "default", Uid: "u"}, Spec: &v1.PodSpec{
+		Containers: []*v1.Container{{Name: "c", VolumeMounts: []*v1.VolumeMount{{Name: "d", MountPath: "/data"}}}},
+		Volumes:    []*v1.Volume{{Name: "d", PersistentVolumeClaim: &v1.PersistentVolumeClaimVolumeSource{ClaimName: "data"}}}}}
+	w := &podWorker{k: k, uid: "u", pod: pod}
+	if _, err := w.volumes(pod, pod.Spec.Containers[0]); err == nil {
+		t.Errorf("volumes: no error for a claim without a folder")
+	}
+	if folderExists(k, "data") {
+		t.Fatalf("a container start made the claim's folder")
+	}
+	dir, _ := ClaimDir(k.cfg.VolumeDir, "default", "data")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	got, err := w.volumes(pod, pod.Spec.Containers[0])
+	if err != nil || got["d"] != dir {
+		t.Fatalf("volumes with the folder made = %v, %v", got, err)
 	}
 }
