@@ -2,6 +2,7 @@ package statefulset
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -9,6 +10,7 @@ import (
 	"github.com/kubelite/kubelite/controller-manager/garbagecollector"
 	"github.com/kubelite/kubelite/controller-manager/pvcprotection"
 	"github.com/kubelite/kubelite/internal/client"
+	"github.com/kubelite/kubelite/internal/record"
 	v1 "github.com/kubelite/kubelite/proto/kubelite/v1"
 )
 
@@ -72,4 +74,34 @@ func TestForegroundDeletedCondemnedPodAndItsClaimBothGo(t *testing.T) {
 	p, perr := c.Pods().Get(ctx, "default", "web-2")
 	cl, cerr := c.PersistentVolumeClaims().Get(ctx, "default", "data-web-2")
 	t.Fatalf("stuck after 60s: pod %v (finalizers %v), claim %v (finalizers %v)", perr, p.GetMetadata().GetFinalizers(), cerr, cl.GetMetadata().GetFinalizers())
+}
+
+// The claim cache may still show a claim live that etcd already has
+// Terminating: createClaims reads it live and holds the pod back.
+func TestCreateClaimsReadsTheClaimLive(t *testing.T) {
+	srv := apiservertest.Start(t, apiservertest.Options{})
+	c := srv.Client
+	ctx := context.Background()
+	set := setWith("Retain", "Retain")
+	if _, err := c.PersistentVolumeClaims().Create(ctx, claimsFor(set, 0)[0]); err != nil {
+		t.Fatalf("create claim: %v", err)
+	}
+	claims := client.NewInformer(c.PersistentVolumeClaims(), nil)
+	infCtx, stop := context.WithCancel(ctx)
+	go claims.Run(infCtx)
+	if !claims.WaitForSync(infCtx) {
+		t.Fatal("no sync")
+	}
+	stop() // the cache keeps the claim as it was
+	if _, err := c.PersistentVolumeClaims().Delete(ctx, "default", "data-web-0", &v1.DeleteOptions{}); err != nil {
+		t.Fatalf("delete claim: %v", err)
+	}
+	if got, ok := claims.Get("default/data-web-0"); !ok || got.Metadata.DeletionTimestamp != nil {
+		t.Fatal("test setup: the cache should show the claim live")
+	}
+	sc := &Controller{c: c, rec: record.New(c, "statefulset-controller", ""), claims: claims}
+	err := sc.createClaims(ctx, set, 0)
+	if err == nil || !strings.Contains(err.Error(), "being deleted") {
+		t.Fatalf("createClaims = %v, want the pod held back: the claim is being deleted", err)
+	}
 }

@@ -131,3 +131,25 @@ func TestClaimIsStaleUnderWhenScaledDelete(t *testing.T) {
 		t.Error("only a pod-owned claim under whenScaled Delete is stale")
 	}
 }
+
+func TestClaimOfAnEarlierSetIsStale(t *testing.T) {
+	ref := func(uid string) *v1.PersistentVolumeClaim {
+		r := setControllerRef(setWith("Delete", "Retain"))
+		r.Uid = uid
+		return &v1.PersistentVolumeClaim{Metadata: &v1.ObjectMeta{Name: "data-web-2", OwnerReferences: []*v1.OwnerReference{r}}}
+	}
+	other := setControllerRef(setWith("Delete", "Retain"))
+	other.Name, other.Uid = "web-db", "db-uid"
+	for _, pol := range [][2]string{{"Delete", "Retain"}, {"Retain", "Retain"}, {"Delete", "Delete"}} {
+		s := setWith(pol[0], pol[1])
+		if !claimIsStale(s, ref("old-set-uid"), "web-2") {
+			t.Errorf("%v: a claim owned by an earlier set web (another uid) must hold the pod back", pol)
+		}
+		if claimIsStale(s, ref("set-uid"), "web-2") {
+			t.Errorf("%v: a claim owned by this set is not stale", pol)
+		}
+		if claimIsStale(s, &v1.PersistentVolumeClaim{Metadata: &v1.ObjectMeta{Name: "data-web-2", OwnerReferences: []*v1.OwnerReference{other}}}, "web-2") {
+			t.Errorf("%v: a ref to a set of another name is not ours to judge", pol)
+		}
+	}
+}
