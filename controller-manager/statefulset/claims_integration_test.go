@@ -105,3 +105,57 @@ func TestCreateClaimsReadsTheClaimLive(t *testing.T) {
 		t.Fatalf("createClaims = %v, want the pod held back: the claim is being deleted", err)
 	}
 }
+
+// Under Parallel, one ordinal held back by its claim (Terminating) does
+// not stop the others from being created.
+func TestParallelScaleContinuesPastABlockedClaim(t *testing.T) {
+	srv := apiservertest.Start(t, apiservertest.Options{})
+	c := srv.Client
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	set := setWith("Retain", "Retain")
+	set.Metadata.Uid = ""
+	three := int32(3)
+	set.Spec.Replicas = &three
+	set.Spec.PodManagementPolicy = "Parallel"
+	set.Spec.ServiceName = "web"
+	set.Spec.VolumeClaimTemplates[0].Spec = &v1.PersistentVolumeClaimSpec{AccessModes: []string{"ReadWriteOnce"},
+		Resources: &v1.VolumeResourceRequirements{Requests: map[string]string{"storage": "1Gi"}}}
+	set.Spec.Template = &v1.PodTemplateSpec{Metadata: &v1.ObjectMeta{Labels: map[string]string{"app": "web"}},
+		Spec: &v1.PodSpec{Containers: []*v1.Container{{Name: "c", Image: "sleep", Command: []string{"sleep", "1000"},
+			VolumeMounts: []*v1.VolumeMount{{Name: "data", MountPath: "/data"}}}}}}
+	// data-web-0 is Terminating (nothing lifts its protection here).
+	if _, err := c.PersistentVolumeClaims().Create(ctx, claimsFor(set, 0)[0]); err != nil {
+		t.Fatalf("create claim: %v", err)
+	}
+	if _, err := c.PersistentVolumeClaims().Delete(ctx, "default", "data-web-0", &v1.DeleteOptions{}); err != nil {
+		t.Fatalf("delete claim: %v", err)
+	}
+	if _, err := c.StatefulSets().Create(ctx, set); err != nil {
+		t.Fatalf("create set: %v", err)
+	}
+	sets := client.NewInformer(c.StatefulSets(), nil)
+	pods := client.NewInformer(c.Pods(), nil)
+	revs := client.NewInformer(c.ControllerRevisions(), nil)
+	claims := client.NewInformer(c.PersistentVolumeClaims(), nil)
+	sc := New(c, record.New(c, "statefulset-controller", ""), sets, pods, revs, claims)
+	for _, run := range []func(context.Context){sets.Run, pods.Run, revs.Run, claims.Run} {
+		go run(ctx)
+	}
+	go sc.Run(ctx, 1)
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		_, e1 := c.Pods().Get(ctx, "default", "web-1")
+		_, e2 := c.Pods().Get(ctx, "default", "web-2")
+		if e1 == nil && e2 == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("web-1/web-2 not created while web-0 waits for its claim: %v, %v", e1, e2)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if _, err := c.Pods().Get(ctx, "default", "web-0"); !client.IsNotFound(err) {
+		t.Errorf("web-0 created while its claim is Terminating: %v", err)
+	}
+}
