@@ -362,19 +362,32 @@ func (w *podWorker) mountClaims(ctx context.Context, pod *v1.Pod, now time.Time)
 	for _, c := range pod.Spec.Containers {
 		started = started || w.current(c.Name) != nil
 	}
-	if !w.claimEvent.Swap(false) && !w.claimRetry.IsZero() && now.Before(w.claimRetry) {
-		return started, w.claimRetry
+	if !w.claimEvent.Swap(false) {
+		if w.claimEventOnly {
+			return started, time.Time{}
+		}
+		if !w.claimRetry.IsZero() && now.Before(w.claimRetry) {
+			return started, w.claimRetry
+		}
 	}
 	err := w.k.claims.mount(ctx, pod)
 	if err == nil {
 		w.claimsMounted = true
 		w.claimWait = 0
+		w.claimEventOnly = false
 		return true, time.Time{}
 	}
-	w.claimWait = min(max(2*w.claimWait, 500*time.Millisecond), claimRetryMax)
-	w.claimRetry = now.Add(w.claimWait)
+	var wait time.Duration
+	wait, w.claimEventOnly = claimRetryAfter(err, started, w.claimWait)
+	if !w.claimEventOnly {
+		w.claimWait = wait
+		w.claimRetry = now.Add(wait)
+	}
 	if started {
 		slog.Debug("claims of a running pod not bound yet", "pod", w.podName(pod), "err", err)
+		if w.claimEventOnly {
+			return true, time.Time{}
+		}
 		return true, w.claimRetry
 	}
 	msg := err.Error()
@@ -383,4 +396,16 @@ func (w *podWorker) mountClaims(ctx context.Context, pod *v1.Pod, now time.Time)
 		slog.Warn("cannot mount claims", "pod", w.podName(pod), "err", err)
 	}
 	return false, w.claimRetry
+}
+
+// claimRetryAfter decides when a pod worker tries its claims again after
+// err: a pod whose containers run and whose claim is missing or deleting
+// waits for the claim's next event (no polling the apiserver for a claim
+// that may never come); otherwise the wait doubles from 500ms up to
+// claimRetryMax (claim events still wake it sooner).
+func claimRetryAfter(err error, started bool, last time.Duration) (wait time.Duration, eventOnly bool) {
+	if started && errors.Is(err, errClaimNotReady) {
+		return 0, true
+	}
+	return min(max(2*last, 500*time.Millisecond), claimRetryMax), false
 }

@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -289,5 +290,31 @@ func TestContainerStartDoesNotMakeAClaimFolder(t *testing.T) {
 	got, err := w.volumes(pod, pod.Spec.Containers[0])
 	if err != nil || got["d"] != dir {
 		t.Fatalf("volumes with the folder made = %v, %v", got, err)
+	}
+}
+
+func TestClaimRetryAfter(t *testing.T) {
+	notReady := fmt.Errorf("%w: persistentvolumeclaim %q not found", errClaimNotReady, "data")
+	other := errors.New("apiserver unavailable")
+	cases := []struct {
+		name      string
+		err       error
+		started   bool
+		last      time.Duration
+		wait      time.Duration
+		eventOnly bool
+	}{
+		{"running pod, claim missing: wait for its event", notReady, true, 0, 0, true},
+		{"running pod, claim missing, after back-off: still no timer", notReady, true, claimRetryMax, 0, true},
+		{"running pod, apiserver error: back-off", other, true, 0, 500 * time.Millisecond, false},
+		{"waiting pod, claim missing: back-off", notReady, false, 0, 500 * time.Millisecond, false},
+		{"waiting pod: doubles", notReady, false, time.Second, 2 * time.Second, false},
+		{"waiting pod: capped", notReady, false, claimRetryMax, claimRetryMax, false},
+	}
+	for _, c := range cases {
+		wait, eventOnly := claimRetryAfter(c.err, c.started, c.last)
+		if wait != c.wait || eventOnly != c.eventOnly {
+			t.Errorf("%s: got %v eventOnly=%v, want %v eventOnly=%v", c.name, wait, eventOnly, c.wait, c.eventOnly)
+		}
 	}
 }

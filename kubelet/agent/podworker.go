@@ -47,12 +47,13 @@ type podWorker struct {
 	lastStatus *v1.PodStatus
 
 	// Claims (claims.go): mounted once before the first container starts.
-	claimsMounted bool
-	claimRetry    time.Time     // no new try before this
-	claimWait     time.Duration // the last wait between tries
-	claimEvent    atomic.Bool   // a claim the pod names changed: try now
-	claimsChecked atomic.Bool   // mountClaims ran once (read by podUsesClaim)
-	claimsInUse   atomic.Bool   // claims mounted or containers started: folders in use
+	claimsMounted  bool
+	claimRetry     time.Time     // no new try before this
+	claimWait      time.Duration // the last wait between tries
+	claimEvent     atomic.Bool   // a claim the pod names changed: try now
+	claimEventOnly bool          // no timer: only a claim event makes the next try
+	claimsChecked  atomic.Bool   // mountClaims ran once (read by podUsesClaim)
+	claimsInUse    atomic.Bool   // claims mounted or containers started: folders in use
 }
 
 // backoff is one container's CrashLoopBackOff state.
