@@ -285,3 +285,61 @@ spec: {accessModes: [ReadWriteOnce], resources: {requests: {storage: 100Mi}}}
 	c.kubectl("delete", "pod", "user")
 	waitClaimGone(t, c, cl, "mydata")
 }
+
+// Only pvc-protection keeps the folder here: the claim was bound on
+// node-1, whose kubelet runs no pod that uses it any more; a pod on node-2
+// uses it. Deleting the claim leaves it Terminating with its folder (and
+// the writes going on) until that pod is gone; then the selected node's
+// kubelet removes the folder.
+func TestClaimInUseOnAnotherNodeIsProtected(t *testing.T) {
+	c := startCluster(t)
+	cl := c.apiClient()
+	c.applyText(t, `apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {name: shared}
+spec: {accessModes: [ReadWriteOnce], resources: {requests: {storage: 100Mi}}}
+`)
+	pod := func(name, node string) string {
+		return fmt.Sprintf(`apiVersion: v1
+kind: Pod
+metadata: {name: %s}
+spec:
+  nodeName: %s
+  terminationGracePeriodSeconds: 1
+  volumes: [{name: data, persistentVolumeClaim: {claimName: shared}}]
+  containers:
+  - name: c
+    command: [kubelite-app, --append, "$(VOLUME_DATA)/log", --every, 100ms]
+    volumeMounts: [{name: data, mountPath: /data}]
+`, name, node)
+	}
+	c.applyText(t, pod("binder", "node-1"))
+	waitBound(t, c, cl, "shared")
+	if got, _ := claimOf(t, cl, "shared"); got.GetMetadata().GetAnnotations()["volume.kubernetes.io/selected-node"] != "node-1" {
+		t.Fatalf("claim bound to %q, want node-1", got.GetMetadata().GetAnnotations()["volume.kubernetes.io/selected-node"])
+	}
+	c.kubectl("delete", "pod", "binder")
+	waitFor(t, "binder gone", func() bool {
+		_, err := cl.Pods().Get(tctx(t), "default", "binder")
+		return client.IsNotFound(err)
+	})
+	c.applyText(t, pod("user", "node-2"))
+	waitFor(t, "user running", func() bool {
+		p, err := cl.Pods().Get(tctx(t), "default", "user")
+		return err == nil && p.GetStatus().GetPhase() == "Running"
+	})
+	c.kubectl("delete", "pvc", "shared", "--wait=false")
+	logf := filepath.Join(c.claimDir("shared"), "log")
+	before, _ := os.ReadFile(logf)
+	time.Sleep(3 * time.Second)
+	got, ok := claimOf(t, cl, "shared")
+	if !ok || got.Metadata.DeletionTimestamp == nil {
+		t.Fatalf("claim in use on node-2: present %v, want Terminating", ok)
+	}
+	after, err := os.ReadFile(logf)
+	if err != nil || len(after) <= len(before) {
+		t.Fatalf("the folder of a claim in use on node-2 went or stopped growing (%d -> %d bytes): %v", len(before), len(after), err)
+	}
+	c.kubectl("delete", "pod", "user")
+	waitClaimGone(t, c, cl, "shared")
+}

@@ -37,7 +37,7 @@ func main() {
 	fs.DurationVar(&cfg.BackOffMax, "backoff-max", 300*time.Second, "longest CrashLoopBackOff delay")
 	fs.Int64Var(&cfg.ContainerLogMaxSize, "container-log-max-size", 10<<20, "rotate a container log beyond this many bytes")
 	fs.IntVar(&cfg.ContainerLogMaxFiles, "container-log-max-files", 5, "log files kept per container, the live one included")
-	fs.StringVar(&cfg.VolumeDir, "volume-dir", "", "folder of PersistentVolumeClaim folders <ns>/<claim>, made when a pod first uses the claim and removed by the bound node once the claim is deleted; kubelets may share it (default <root-dir>/volumes)")
+	fs.StringVar(&cfg.VolumeDir, "volume-dir", "", "folder of PersistentVolumeClaim folders <ns>/<claim>, made when a pod first uses the claim and removed once the claim is deleted by the bound node (by any kubelet if that Node object is gone); all kubelets of a cluster must share it, e.g. one network mount (default <root-dir>/volumes)")
 	fs.BoolVar(&cfg.DisableCgroups, "disable-cgroups", false, "run containers without cgroups even where available")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	if err := fs.Parse(os.Args[1:]); err != nil {

@@ -224,15 +224,35 @@ func (gc *Collector) dependentsOf(uid string) []api.Object {
 }
 
 // orphan strips the owner's reference from its dependents, then drops the
-// orphan finalizer so the owner goes.
+// orphan finalizer so the owner goes. The dependents are listed live, not
+// from the caches: a dependent a cache has not seen yet would keep its
+// reference and be collected once the owner is gone.
 func (gc *Collector) orphan(ctx context.Context, owner api.Object) error {
 	uid := owner.GetMetadata().GetUid()
-	for _, d := range gc.dependentsOf(uid) {
-		upd := proto.Clone(d).(api.Object)
-		m := upd.GetMetadata()
-		m.OwnerReferences = controller.WithoutOwner(m.OwnerReferences, uid)
-		if _, err := client.Dynamic(gc.c, api.KindOf(d)).Update(ctx, upd); err != nil && !client.IsNotFound(err) {
+	ns := owner.GetMetadata().GetNamespace()
+	for _, s := range gc.stores {
+		if ns != "" && !s.Kind.Namespaced {
+			continue // a namespaced owner has no cluster-scoped dependents
+		}
+		res := client.Dynamic(gc.c, s.Kind)
+		req := &v1.ListRequest{}
+		if s.Kind.Namespaced {
+			req.Namespace = ns
+		}
+		objs, _, err := res.List(ctx, req)
+		if err != nil {
 			return err
+		}
+		for _, d := range objs {
+			m := d.GetMetadata()
+			refs := controller.WithoutOwner(m.OwnerReferences, uid)
+			if len(refs) == len(m.OwnerReferences) {
+				continue
+			}
+			m.OwnerReferences = refs
+			if _, err := res.Update(ctx, d); err != nil && !client.IsNotFound(err) {
+				return err // a conflict retries with a fresh list
+			}
 		}
 	}
 	return gc.dropFinalizer(ctx, owner, api.FinalizerOrphan)

@@ -119,15 +119,26 @@ func ClaimOwnerRefs(refs []*v1.OwnerReference, s *v1.StatefulSet, pod *v1.Object
 				out = append(out, podControllerRef(pod))
 			}
 		case whenDeleted == policyDelete:
-			out = append(out, controller.NewControllerRef(s))
+			out = append(out, setControllerRef(s))
 		}
 	}
 	return out, !sameRefs(out, refs)
 }
 
+// A claim's owner references never block their owner's deletion, as
+// Kubernetes' setOwnerRef writes them (apiVersion, kind, name, uid and,
+// since 1.32, controller): a condemned pod deleted in the foreground
+// (delete sts --cascade=foreground during a scale-down) must not wait for
+// its claim, which pvc-protection holds until that very pod is gone.
 func podControllerRef(pod *v1.ObjectMeta) *v1.OwnerReference {
 	t := true
-	return &v1.OwnerReference{ApiVersion: "v1", Kind: "Pod", Name: pod.GetName(), Uid: pod.GetUid(), Controller: &t, BlockOwnerDeletion: &t}
+	return &v1.OwnerReference{ApiVersion: "v1", Kind: "Pod", Name: pod.GetName(), Uid: pod.GetUid(), Controller: &t}
+}
+
+func setControllerRef(s *v1.StatefulSet) *v1.OwnerReference {
+	r := controller.NewControllerRef(s)
+	r.BlockOwnerDeletion = nil
+	return r
 }
 
 func sameRefs(a, b []*v1.OwnerReference) bool {
@@ -142,17 +153,19 @@ func sameRefs(a, b []*v1.OwnerReference) bool {
 	return true
 }
 
-// claimIsStale reports a claim that should block creating ordinal's pod:
-// under whenScaled: Delete, a claim owned by an earlier pod of that name
-// is about to be collected; the new pod waits for a fresh claim
-// (Kubernetes' PodClaimIsStale).
+// claimIsStale reports a claim that should block creating ordinal's pod
+// (Kubernetes' PodClaimIsStale): the garbage collector is about to take
+// it. Under whenScaled: Delete, a claim owned by an earlier pod of that
+// name (the pod to be created has no uid yet: any pod ref is stale); under
+// any policy, a claim owned by an earlier set of our name (another uid).
 func claimIsStale(s *v1.StatefulSet, c *v1.PersistentVolumeClaim, podName string) bool {
-	if s.Spec.GetPersistentVolumeClaimRetentionPolicy().GetWhenScaled() != policyDelete {
-		return false
-	}
+	whenScaledDelete := s.Spec.GetPersistentVolumeClaimRetentionPolicy().GetWhenScaled() == policyDelete
 	for _, r := range c.GetMetadata().GetOwnerReferences() {
-		if r.Kind == "Pod" && r.Name == podName {
-			return true // the pod to be created has no uid yet: any is stale
+		switch {
+		case r.Kind == "Pod" && r.Name == podName && whenScaledDelete:
+			return true
+		case r.Kind == "StatefulSet" && r.Name == s.Metadata.Name && r.Uid != s.Metadata.Uid:
+			return true
 		}
 	}
 	return false
@@ -161,39 +174,35 @@ func claimIsStale(s *v1.StatefulSet, c *v1.PersistentVolumeClaim, podName string
 // createClaims makes sure ordinal i's claims exist before its pod is
 // created: a missing claim is created (AlreadyExists is fine: made by an
 // earlier sync or by the user); a claim being deleted, or stale, holds the
-// pod back until it is gone.
+// pod back until it is gone. Each claim is read live, right before the
+// pod is created: the cache may not show yet that it is being deleted.
 func (sc *Controller) createClaims(ctx context.Context, s *v1.StatefulSet, i int) error {
 	pod := PodName(s.Metadata.Name, i)
+	claims := sc.c.PersistentVolumeClaims()
 	for _, want := range claimsFor(s, i) {
-		cur, ok := sc.claims.Get(want.Metadata.Namespace + "/" + want.Metadata.Name)
-		if !ok {
-			got, err := sc.c.PersistentVolumeClaims().Get(ctx, want.Metadata.Namespace, want.Metadata.Name)
-			switch {
-			case client.IsNotFound(err):
-			case err != nil:
+		ns, name := want.Metadata.Namespace, want.Metadata.Name
+		cur, err := claims.Get(ctx, ns, name)
+		if client.IsNotFound(err) {
+			_, err = claims.Create(ctx, want)
+			if err == nil {
+				sc.rec.Eventf(s, record.Normal, "SuccessfulCreate", "create Claim %s Pod %s in StatefulSet %s success", name, pod, s.Metadata.Name)
+				continue
+			}
+			if !client.IsAlreadyExists(err) {
+				sc.rec.Eventf(s, record.Warning, "FailedCreate", "create Claim %s for Pod %s in StatefulSet %s failed error: %s", name, pod, s.Metadata.Name, client.Message(err))
 				return err
-			default:
-				cur, ok = got, true
 			}
-		}
-		if ok {
-			if cur.Metadata.DeletionTimestamp != nil {
-				return fmt.Errorf("pvc %s is being deleted", want.Metadata.Name)
-			}
-			if claimIsStale(s, cur, pod) {
-				return fmt.Errorf("pvc %s is stale: it belongs to an earlier pod %s", want.Metadata.Name, pod)
-			}
-			continue
-		}
-		_, err := sc.c.PersistentVolumeClaims().Create(ctx, want)
-		if client.IsAlreadyExists(err) {
-			continue
+			cur, err = claims.Get(ctx, ns, name) // made meanwhile: check it
 		}
 		if err != nil {
-			sc.rec.Eventf(s, record.Warning, "FailedCreate", "create Claim %s for Pod %s in StatefulSet %s failed error: %s", want.Metadata.Name, pod, s.Metadata.Name, client.Message(err))
-			return err
+			return fmt.Errorf("pvc %s: %w", name, err)
 		}
-		sc.rec.Eventf(s, record.Normal, "SuccessfulCreate", "create Claim %s Pod %s in StatefulSet %s success", want.Metadata.Name, pod, s.Metadata.Name)
+		if cur.Metadata.DeletionTimestamp != nil {
+			return fmt.Errorf("pvc %s is being deleted", name)
+		}
+		if claimIsStale(s, cur, pod) {
+			return fmt.Errorf("pvc %s is stale: it belongs to an earlier pod %s or an earlier set %s", name, pod, s.Metadata.Name)
+		}
 	}
 	return nil
 }

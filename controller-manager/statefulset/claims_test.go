@@ -33,8 +33,12 @@ func TestClaimOwnerRefsFollowTheRetentionPolicy(t *testing.T) {
 	other := &v1.OwnerReference{ApiVersion: "v1", Kind: "ConfigMap", Name: "x", Uid: "other-uid", Controller: &f}
 	otherController := &v1.OwnerReference{ApiVersion: "apps/v1", Kind: "ReplicaSet", Name: "x", Uid: "rs-uid", Controller: new(bool)}
 	*otherController.Controller = true
-	setRef := controller.NewControllerRef(setWith("Delete", "Delete"))
+	setRef := setControllerRef(setWith("Delete", "Delete"))
 	podRef := podControllerRef(pod)
+	blockingSetRef := controller.NewControllerRef(setWith("Delete", "Delete"))
+	blockingPodRef := podControllerRef(pod)
+	blockingPodRef.BlockOwnerDeletion = new(bool)
+	*blockingPodRef.BlockOwnerDeletion = true
 	staleSetRef := controller.NewControllerRef(setWith("Delete", "Delete"))
 	staleSetRef.Uid = "old-set-uid"
 	stalePodRef := podControllerRef(&v1.ObjectMeta{Name: "web-2", Uid: "old-pod-uid"})
@@ -60,6 +64,8 @@ func TestClaimOwnerRefsFollowTheRetentionPolicy(t *testing.T) {
 		{"both Delete, in range: the set", "Delete", "Delete", nil, false, []string{"StatefulSet/set-uid*"}, true},
 		{"both Delete, condemned: the pod replaces the set", "Delete", "Delete", []*v1.OwnerReference{setRef}, true, []string{"Pod/pod-uid*"}, true},
 		{"both Delete, scaled back up: the set replaces the pod", "Delete", "Delete", []*v1.OwnerReference{podRef}, false, []string{"StatefulSet/set-uid*"}, true},
+		{"a blocking set ref (earlier kubelite) becomes non-blocking", "Delete", "Retain", []*v1.OwnerReference{blockingSetRef}, false, []string{"StatefulSet/set-uid*"}, true},
+		{"a blocking pod ref (earlier kubelite) becomes non-blocking", "Retain", "Delete", []*v1.OwnerReference{blockingPodRef}, true, []string{"Pod/pod-uid*"}, true},
 		{"a stale set ref: left for the collector", "Delete", "Delete", []*v1.OwnerReference{staleSetRef}, false, []string{"StatefulSet/old-set-uid*"}, false},
 		{"a stale pod ref: left for the collector", "Retain", "Delete", []*v1.OwnerReference{stalePodRef}, true, []string{"Pod/old-pod-uid*"}, false},
 		{"another controller: ours removed, none added", "Delete", "Delete", []*v1.OwnerReference{otherController, setRef}, false, []string{"ReplicaSet/rs-uid*"}, true},
@@ -70,6 +76,13 @@ func TestClaimOwnerRefsFollowTheRetentionPolicy(t *testing.T) {
 			got, changed := ClaimOwnerRefs(c.refs, setWith(c.whenDeleted, c.whenScaled), pod, c.scaledDown)
 			if g := owners(got); !equal(g, c.want) || changed != c.changed {
 				t.Errorf("got %v changed=%v, want %v changed=%v", g, changed, c.want, c.changed)
+			}
+			if changed {
+				for _, r := range got {
+					if r.GetBlockOwnerDeletion() && (r.Kind == "Pod" || r.Kind == "StatefulSet") {
+						t.Errorf("%s ref blocks owner deletion: a foreground-deleted owner would wait for a claim pvc-protection holds for it", r.Kind)
+					}
+				}
 			}
 		})
 	}
@@ -116,5 +129,27 @@ func TestClaimIsStaleUnderWhenScaledDelete(t *testing.T) {
 	}
 	if claimIsStale(setWith("Retain", "Delete"), free, "web-2") || claimIsStale(setWith("Retain", "Retain"), owned, "web-2") {
 		t.Error("only a pod-owned claim under whenScaled Delete is stale")
+	}
+}
+
+func TestClaimOfAnEarlierSetIsStale(t *testing.T) {
+	ref := func(uid string) *v1.PersistentVolumeClaim {
+		r := setControllerRef(setWith("Delete", "Retain"))
+		r.Uid = uid
+		return &v1.PersistentVolumeClaim{Metadata: &v1.ObjectMeta{Name: "data-web-2", OwnerReferences: []*v1.OwnerReference{r}}}
+	}
+	other := setControllerRef(setWith("Delete", "Retain"))
+	other.Name, other.Uid = "web-db", "db-uid"
+	for _, pol := range [][2]string{{"Delete", "Retain"}, {"Retain", "Retain"}, {"Delete", "Delete"}} {
+		s := setWith(pol[0], pol[1])
+		if !claimIsStale(s, ref("old-set-uid"), "web-2") {
+			t.Errorf("%v: a claim owned by an earlier set web (another uid) must hold the pod back", pol)
+		}
+		if claimIsStale(s, ref("set-uid"), "web-2") {
+			t.Errorf("%v: a claim owned by this set is not stale", pol)
+		}
+		if claimIsStale(s, &v1.PersistentVolumeClaim{Metadata: &v1.ObjectMeta{Name: "data-web-2", OwnerReferences: []*v1.OwnerReference{other}}}, "web-2") {
+			t.Errorf("%v: a ref to a set of another name is not ours to judge", pol)
+		}
 	}
 }

@@ -8,6 +8,7 @@ package statefulset
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"strconv"
@@ -245,7 +246,12 @@ func (sc *Controller) sync(ctx context.Context, key string) error {
 // scale creates missing ordinals and removes condemned ones, in order under
 // OrderedReady (each predecessor Running and Ready first; scale down from
 // the highest, each successor gone first).
+//
+// Under Parallel an ordinal that cannot be created (its claim is being
+// deleted, say) does not stop the others: errors are collected and
+// returned together, as Kubernetes' runForAll does.
 func (sc *Controller) scale(ctx context.Context, s *v1.StatefulSet, byOrdinal map[int]*v1.Pod, condemned []int, replicas int, ordered bool, minReady int32, now time.Time, current, update *v1.ControllerRevision, partition int, onDelete bool) error {
+	var errs []error
 	for i := 0; i < replicas; i++ {
 		p := byOrdinal[i]
 		if p != nil && api.IsPodTerminal(p) && p.Metadata.DeletionTimestamp == nil {
@@ -270,11 +276,19 @@ func (sc *Controller) scale(ctx context.Context, s *v1.StatefulSet, byOrdinal ma
 				return err
 			}
 			if err := sc.createClaims(ctx, s, i); err != nil {
-				return err
+				if ordered {
+					return err
+				}
+				errs = append(errs, err)
+				continue
 			}
 			if _, err := sc.c.Pods().Create(ctx, pod); err != nil && !client.IsAlreadyExists(err) {
 				sc.rec.Eventf(s, record.Warning, "FailedCreate", "create Pod %s in StatefulSet %s failed error: %s", pod.Metadata.Name, s.Metadata.Name, client.Message(err))
-				return err
+				if ordered {
+					return err
+				}
+				errs = append(errs, err)
+				continue
 			}
 			sc.rec.Eventf(s, record.Normal, "SuccessfulCreate", "create Pod %s in StatefulSet %s successful", pod.Metadata.Name, s.Metadata.Name)
 			if ordered {
@@ -310,7 +324,7 @@ func (sc *Controller) scale(ctx context.Context, s *v1.StatefulSet, byOrdinal ma
 			return nil
 		}
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // rollingUpdate replaces outdated pods from the highest ordinal down to the

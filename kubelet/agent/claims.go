@@ -29,9 +29,14 @@ import (
 // earlier kubelite (same path) is adopted as it is. When a claim bound
 // here is deleted and only our finalizer is left (no pod in etcd uses it:
 // the pvc-protection controller saw to that), this kubelet removes the
-// folder, then the finalizer, and the claim leaves etcd. The volume
-// folder may be shared by several kubelets; only the selected node's
-// removes.
+// folder, then the finalizer, and the claim leaves etcd.
+//
+// The volume folder must be shared by every kubelet of a cluster (one
+// --volume-dir, as scripts/up.sh and the compose files set it up): a
+// claim bound on one node is used by pods on any node, and when the
+// selected node's Node object is gone (checked live) any kubelet takes
+// over the removal, so a claim never stays Terminating for want of a
+// node that no longer exists.
 
 // claimRetryMax caps the wait between two tries to mount a pod's claims
 // (claim events also wake the pod).
@@ -41,28 +46,53 @@ const claimRetryMax = 5 * time.Second
 type claimManager struct {
 	k        *Kubelet
 	informer *client.Informer[*v1.PersistentVolumeClaim]
-	queue    client.Queue // claims to clean up, "ns/name"
+	nodes    *client.Informer[*v1.Node] // a node's removal hands its claims' folders to us
+	queue    client.Queue               // claims to clean up, "ns/name"
+	// podsAdopted is closed once the pod informer synced and this
+	// kubelet's pods have workers again (after a restart): only then can
+	// podUsesClaim answer, so only then does cleanup start.
+	podsAdopted chan struct{}
 }
 
 func newClaimManager(k *Kubelet) *claimManager {
-	m := &claimManager{k: k, informer: client.NewInformer(k.c.PersistentVolumeClaims(), nil), queue: client.NewQueue("claimfolders")}
+	m := &claimManager{k: k, informer: client.NewInformer(k.c.PersistentVolumeClaims(), nil),
+		nodes: client.NewInformer(k.c.Nodes(), nil), queue: client.NewQueue("claimfolders"), podsAdopted: make(chan struct{})}
 	changed := func(c *v1.PersistentVolumeClaim) {
-		if m.folderToRemove(c) {
+		if awaitsFolderRemoval(c) {
 			m.queue.Add(controller.KeyOf(c))
 		}
 		k.wakePodsUsing(c.Metadata.Namespace, c.Metadata.Name)
 	}
 	m.informer.AddHandler(client.Handler[*v1.PersistentVolumeClaim]{OnAdd: changed, OnUpdate: func(_, c *v1.PersistentVolumeClaim) { changed(c) },
 		OnDelete: func(c *v1.PersistentVolumeClaim) { k.wakePodsUsing(c.Metadata.Namespace, c.Metadata.Name) }})
+	m.nodes.AddHandler(client.Handler[*v1.Node]{OnDelete: func(n *v1.Node) { m.nodeRemoved(n.Metadata.Name) }})
 	return m
 }
 
+// podsSynced tells the manager that this kubelet's pods are adopted.
+func (m *claimManager) podsSynced() { close(m.podsAdopted) }
+
 func (m *claimManager) run(ctx context.Context) {
 	go m.informer.Run(ctx)
-	if !m.informer.WaitForSync(ctx) {
+	go m.nodes.Run(ctx)
+	if !m.informer.WaitForSync(ctx) || !m.nodes.WaitForSync(ctx) {
+		return
+	}
+	select {
+	case <-m.podsAdopted:
+	case <-ctx.Done():
 		return
 	}
 	controller.RunWorkers(ctx, "claimfolders", m.queue, 1, m.cleanup)
+}
+
+// nodeRemoved queues the deleted claims whose selected node was name.
+func (m *claimManager) nodeRemoved(name string) {
+	for _, c := range m.informer.List(func(c *v1.PersistentVolumeClaim) bool {
+		return awaitsFolderRemoval(c) && c.Metadata.Annotations[api.AnnSelectedNode] == name
+	}) {
+		m.queue.Add(controller.KeyOf(c))
+	}
 }
 
 // ClaimDir is a claim's folder. Claim names are object names (DNS
@@ -184,19 +214,42 @@ func (m *claimManager) bind(ctx context.Context, ns, name string) error {
 	}
 }
 
-// folderToRemove: a claim bound to this node, being deleted, with no
-// finalizer left but ours.
-func (m *claimManager) folderToRemove(c *v1.PersistentVolumeClaim) bool {
+// awaitsFolderRemoval: a claim being deleted with no finalizer left but
+// the folder's.
+func awaitsFolderRemoval(c *v1.PersistentVolumeClaim) bool {
 	md := c.GetMetadata()
-	return md.GetDeletionTimestamp() != nil && md.GetAnnotations()[api.AnnSelectedNode] == m.k.cfg.NodeName &&
-		len(md.GetFinalizers()) == 1 && md.GetFinalizers()[0] == api.FinalizerClaimFolder
+	return md.GetDeletionTimestamp() != nil && len(md.GetFinalizers()) == 1 && md.GetFinalizers()[0] == api.FinalizerClaimFolder
+}
+
+// removesFolder says whether this kubelet removes the folder of a claim
+// awaiting it: the selected node's kubelet does; any kubelet does once
+// the selected node's Node object is gone (read live: a node deleted and
+// registered again keeps its own claims).
+func (m *claimManager) removesFolder(ctx context.Context, c *v1.PersistentVolumeClaim) (bool, error) {
+	sel := c.GetMetadata().GetAnnotations()[api.AnnSelectedNode]
+	if sel == m.k.cfg.NodeName {
+		return true, nil
+	}
+	if sel != "" {
+		_, err := m.k.c.Nodes().Get(ctx, "", sel)
+		if err == nil {
+			return false, nil // its kubelet removes it (or will, when back)
+		}
+		if !client.IsNotFound(err) {
+			return false, err
+		}
+	}
+	return true, nil
 }
 
 // cleanup removes a deleted claim's folder, then its finalizer.
 func (m *claimManager) cleanup(ctx context.Context, key string) error {
 	c, ok := m.informer.Get(key)
-	if !ok || !m.folderToRemove(c) {
+	if !ok || !awaitsFolderRemoval(c) {
 		return nil
+	}
+	if mine, err := m.removesFolder(ctx, c); err != nil || !mine {
+		return err
 	}
 	ns, name := controller.SplitKey(key)
 	if m.k.podUsesClaim(ns, name) {
@@ -216,7 +269,8 @@ func (m *claimManager) cleanup(ctx context.Context, key string) error {
 	if err != nil {
 		return err
 	}
-	if live.Metadata.Uid != c.Metadata.Uid || !m.folderToRemove(live) {
+	if live.Metadata.Uid != c.Metadata.Uid || !awaitsFolderRemoval(live) ||
+		live.Metadata.Annotations[api.AnnSelectedNode] != c.Metadata.Annotations[api.AnnSelectedNode] {
 		return nil
 	}
 	c = live
@@ -234,11 +288,16 @@ func (m *claimManager) cleanup(ctx context.Context, key string) error {
 	if _, err := m.k.c.PersistentVolumeClaims().Update(ctx, upd); err != nil && !client.IsNotFound(err) {
 		return fmt.Errorf("claim %s: remove finalizer: %s", key, client.Message(err))
 	}
-	slog.Info("claim folder removed", "claim", key, "dir", dir)
+	slog.Info("claim folder removed", "claim", key, "dir", dir, "selectedNode", c.Metadata.Annotations[api.AnnSelectedNode])
 	return nil
 }
 
-// podUsesClaim reports a pod this kubelet still runs that names the claim.
+// podUsesClaim reports a pod of this kubelet whose processes may use the
+// claim's folder: a worker that names the claim and has mounted it or
+// started containers, or has not yet looked (just adopted after a
+// restart). A worker counts until it leaves k.workers: a force-deleted
+// pod's worker is still killing its processes. A pod still waiting in
+// ContainerCreating does not count: it waits for this very claim to go.
 func (k *Kubelet) podUsesClaim(ns, name string) bool {
 	k.mu.Lock()
 	workers := make([]*podWorker, 0, len(k.workers))
@@ -247,8 +306,8 @@ func (k *Kubelet) podUsesClaim(ns, name string) bool {
 	}
 	k.mu.Unlock()
 	for _, w := range workers {
-		pod, gone := w.snapshot()
-		if gone || pod.Metadata.Namespace != ns {
+		pod, _ := w.snapshot()
+		if pod.Metadata.Namespace != ns || (w.claimsChecked.Load() && !w.claimsInUse.Load()) {
 			continue
 		}
 		for _, c := range podClaims(pod) {
@@ -289,7 +348,13 @@ func (k *Kubelet) wakePodsUsing(ns, name string) {
 // already ran (a restarted kubelet adopting it, or a pod from a kubelite
 // whose claims were only folders) never waits: its folders exist; its
 // claims are bound when they appear.
-func (w *podWorker) mountClaims(ctx context.Context, pod *v1.Pod, now time.Time) (bool, time.Time) {
+func (w *podWorker) mountClaims(ctx context.Context, pod *v1.Pod, now time.Time) (ok bool, retry time.Time) {
+	defer func() {
+		if ok {
+			w.claimsInUse.Store(true)
+		}
+		w.claimsChecked.Store(true)
+	}()
 	if w.claimsMounted || w.terminal || len(podClaims(pod)) == 0 {
 		return true, time.Time{}
 	}
@@ -297,19 +362,32 @@ func (w *podWorker) mountClaims(ctx context.Context, pod *v1.Pod, now time.Time)
 	for _, c := range pod.Spec.Containers {
 		started = started || w.current(c.Name) != nil
 	}
-	if !w.claimEvent.Swap(false) && !w.claimRetry.IsZero() && now.Before(w.claimRetry) {
-		return started, w.claimRetry
+	if !w.claimEvent.Swap(false) {
+		if w.claimEventOnly {
+			return started, time.Time{}
+		}
+		if !w.claimRetry.IsZero() && now.Before(w.claimRetry) {
+			return started, w.claimRetry
+		}
 	}
 	err := w.k.claims.mount(ctx, pod)
 	if err == nil {
 		w.claimsMounted = true
 		w.claimWait = 0
+		w.claimEventOnly = false
 		return true, time.Time{}
 	}
-	w.claimWait = min(max(2*w.claimWait, 500*time.Millisecond), claimRetryMax)
-	w.claimRetry = now.Add(w.claimWait)
+	var wait time.Duration
+	wait, w.claimEventOnly = claimRetryAfter(err, started, w.claimWait)
+	if !w.claimEventOnly {
+		w.claimWait = wait
+		w.claimRetry = now.Add(wait)
+	}
 	if started {
 		slog.Debug("claims of a running pod not bound yet", "pod", w.podName(pod), "err", err)
+		if w.claimEventOnly {
+			return true, time.Time{}
+		}
 		return true, w.claimRetry
 	}
 	msg := err.Error()
@@ -318,4 +396,16 @@ func (w *podWorker) mountClaims(ctx context.Context, pod *v1.Pod, now time.Time)
 		slog.Warn("cannot mount claims", "pod", w.podName(pod), "err", err)
 	}
 	return false, w.claimRetry
+}
+
+// claimRetryAfter decides when a pod worker tries its claims again after
+// err: a pod whose containers run and whose claim is missing or deleting
+// waits for the claim's next event (no polling the apiserver for a claim
+// that may never come); otherwise the wait doubles from 500ms up to
+// claimRetryMax (claim events still wake it sooner).
+func claimRetryAfter(err error, started bool, last time.Duration) (wait time.Duration, eventOnly bool) {
+	if started && errors.Is(err, errClaimNotReady) {
+		return 0, true
+	}
+	return min(max(2*last, 500*time.Millisecond), claimRetryMax), false
 }

@@ -166,6 +166,7 @@ func Run(ctx context.Context, cfg Config) error {
 		return ctx.Err()
 	}
 	k.cleanupOrphans(onDisk)
+	k.claims.podsSynced()
 	slog.Info("kubelet ready", "node", cfg.NodeName, "listen", lis.Addr().String(), "root", cfg.RootDir)
 	<-ctx.Done()
 	slog.Info("kubelet stopping; pods keep running")

@@ -50,10 +50,13 @@ type podWorker struct {
 	lastStatus *v1.PodStatus
 
 	// Claims (claims.go): mounted once before the first container starts.
-	claimsMounted bool
-	claimRetry    time.Time     // no new try before this
-	claimWait     time.Duration // the last wait between tries
-	claimEvent    atomic.Bool   // a claim the pod names changed: try now
+	claimsMounted  bool
+	claimRetry     time.Time     // no new try before this
+	claimWait      time.Duration // the last wait between tries
+	claimEvent     atomic.Bool   // a claim the pod names changed: try now
+	claimEventOnly bool          // no timer: only a claim event makes the next try
+	claimsChecked  atomic.Bool   // mountClaims ran once (read by podUsesClaim)
+	claimsInUse    atomic.Bool   // claims mounted or containers started: folders in use
 }
 
 // backoff is one container's CrashLoopBackOff state.
@@ -686,6 +689,7 @@ func (w *podWorker) volumes(pod *v1.Pod, c *v1.Container) (map[string]string, er
 	out := map[string]string{}
 	for _, m := range c.VolumeMounts {
 		var dir string
+		claim := false
 		for _, v := range pod.Spec.Volumes {
 			if v.Name != m.Name {
 				continue
@@ -696,6 +700,7 @@ func (w *podWorker) volumes(pod *v1.Pod, c *v1.Container) (map[string]string, er
 				if dir, err = ClaimDir(w.k.cfg.VolumeDir, pod.Metadata.Namespace, v.PersistentVolumeClaim.ClaimName); err != nil {
 					return nil, fmt.Errorf("volume %s: %w", m.Name, err)
 				}
+				claim = true
 			case v.HostPath != nil:
 				dir = v.HostPath.Path
 			default:
@@ -705,7 +710,13 @@ func (w *podWorker) volumes(pod *v1.Pod, c *v1.Container) (map[string]string, er
 		if dir == "" {
 			return nil, fmt.Errorf("volumeMount %q names no volume of the pod", m.Name)
 		}
-		if err := os.MkdirAll(dir, 0o755); err != nil {
+		if claim {
+			// A claim's folder is made only by binding (claims.go), once
+			// the claim carries the finalizer that removes it.
+			if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+				return nil, fmt.Errorf("volume %s: the folder of persistentvolumeclaim %s is not made yet (the claim is not bound)", m.Name, filepath.Base(dir))
+			}
+		} else if err := os.MkdirAll(dir, 0o755); err != nil {
 			return nil, fmt.Errorf("volume %s: %w", m.Name, err)
 		}
 		link := filepath.Join(w.k.rt.PodDir(w.uid), strings.TrimPrefix(filepath.Clean("/"+m.MountPath), "/"))
