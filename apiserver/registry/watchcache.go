@@ -191,7 +191,7 @@ func (c *watchCache) apply(ev *clientv3.Event) {
 	}
 	c.setRev(ch.rev)
 	for w := range c.watchers {
-		if !w.send(ch) {
+		if !w.send(ch, c.fromRev) {
 			delete(c.watchers, w)
 		}
 	}
@@ -226,9 +226,13 @@ func (c *watchCache) waitFresh(ctx context.Context, rev int64, timeout time.Dura
 }
 
 // Watcher receives the changes one client asked for. Its queue starts empty
-// and grows with what the client has not yet taken, up to max events: a
-// watcher further behind than the watch cache's history could not resume
-// anyway, so it is stopped and its client rewatches or relists.
+// and grows with what the client has not yet taken. A watcher whose oldest
+// undelivered change has left the watch cache's history is stopped at once
+// with ErrTooOld (its client could not resume from before that change
+// anyway, so nothing is lost) and its queue is dropped: a stalled client
+// never holds more than the history does (bounded in entries and bytes),
+// nor keeps alive objects the history has let go. max (the history's entry
+// bound) also caps the queue's length.
 type Watcher struct {
 	sel     *api.Selector
 	after   int64
@@ -288,24 +292,38 @@ func (w *Watcher) stop(err error) {
 	})
 }
 
+// drop stops the watcher with err and releases its queued events (and so
+// the objects they hold). w.mu is held.
+func (w *Watcher) drop(err error) {
+	clear(w.queue)
+	w.queue = nil
+	w.stop(err)
+}
+
 // send filters one change through the watcher's selector and queues it; it
-// returns false when the watcher is too far behind and was stopped.
-func (w *Watcher) send(ch change) bool {
+// returns false when the watcher is too far behind and was stopped. fromRev
+// is the watch cache's: every change after it is still in its history.
+func (w *Watcher) send(ch change, fromRev int64) bool {
 	if ch.rev <= w.after {
 		return true
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if len(w.queue) > 0 && w.queue[0].Rev <= fromRev {
+		// The client has not taken a change the history no longer holds: a
+		// resume from its last resourceVersion would be too old.
+		w.drop(newError(ErrTooOld, "too old resource version: the watch of %s fell behind the watch cache's history (%d); relist", w.cache.store.kind.Resource, fromRev+1))
+		return false
 	}
 	ev, ok := w.translate(ch)
 	if !ok {
 		return true
 	}
-	w.mu.Lock()
 	if len(w.queue) >= w.max {
-		w.mu.Unlock()
-		w.stop(newError(ErrGone, "watch of %s closed: the client is more than %d events behind; rewatch from the last resourceVersion", w.cache.store.kind.Resource, w.max))
+		w.drop(newError(ErrGone, "watch of %s closed: the client is more than %d events behind; rewatch from the last resourceVersion", w.cache.store.kind.Resource, w.max))
 		return false
 	}
 	w.queue = append(w.queue, ev)
-	w.mu.Unlock()
 	select {
 	case w.notify <- struct{}{}:
 	default:
