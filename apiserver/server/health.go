@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -26,12 +27,22 @@ type etcdHealth struct {
 	interval, timeout time.Duration
 	hs                *health.Server
 
-	mu       sync.Mutex // guards problem, known and stopped
+	mu       sync.Mutex // guards problem, known, stopped, retryDelay and nextRecovery
 	problem  string     // why the apiserver is unhealthy; "" when healthy
 	known    bool       // problem has been set at least once
 	stopped  bool
 	recovery sync.Mutex // held while a NOSPACE recovery runs
+	// retryDelay is the back-off between NOSPACE recoveries that did not
+	// clear the alarm (each compacts and may defragment, and makes every
+	// informer relist): recoveryBackoffBase doubling to recoveryBackoffMax.
+	retryDelay   time.Duration
+	nextRecovery time.Time
 }
+
+const (
+	recoveryBackoffBase = time.Second
+	recoveryBackoffMax  = 30 * time.Second
+)
 
 func (h *etcdHealth) run(ctx context.Context) {
 	t := time.NewTicker(h.interval)
@@ -71,13 +82,39 @@ func (h *etcdHealth) check(ctx context.Context) {
 		return
 	}
 	h.set(problem)
-	if nospace && h.recovery.TryLock() {
+	if !nospace {
+		if problem == "" {
+			h.mu.Lock()
+			h.retryDelay, h.nextRecovery = 0, time.Time{}
+			h.mu.Unlock()
+			h.maint.NoSpaceGone()
+		}
+		return
+	}
+	h.mu.Lock()
+	due := !time.Now().Before(h.nextRecovery)
+	h.mu.Unlock()
+	if due && h.recovery.TryLock() {
 		go func() {
 			defer h.recovery.Unlock()
-			rctx, cancel := context.WithTimeout(ctx, time.Minute)
+			rctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
 			defer cancel()
-			if err := h.maint.RecoverSpace(rctx); err != nil {
-				slog.Error("etcd NOSPACE recovery failed; retrying at the next health check", "err", err)
+			err := h.maint.RecoverSpace(rctx)
+			if err == nil {
+				return
+			}
+			h.mu.Lock()
+			h.retryDelay = min(max(2*h.retryDelay, recoveryBackoffBase), recoveryBackoffMax)
+			h.nextRecovery = time.Now().Add(h.retryDelay)
+			retry := h.retryDelay
+			h.mu.Unlock()
+			switch {
+			case errors.Is(err, registry.ErrRecoveredElsewhere):
+				slog.Info("etcd NOSPACE: another apiserver is recovering", "check_again_in", retry)
+			case errors.Is(err, registry.ErrStillFull):
+				slog.Error("etcd NOSPACE: the live objects fill etcd's quota; delete objects (writes stay refused until then)", "err", err, "retry_in", retry)
+			default:
+				slog.Error("etcd NOSPACE recovery failed", "err", err, "retry_in", retry)
 			}
 		}()
 	}

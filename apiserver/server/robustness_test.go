@@ -425,3 +425,41 @@ func TestEtcdNoSpaceIsReportedAndRecovers(t *testing.T) {
 		t.Errorf("/healthz = %d %s after recovery", code, body)
 	}
 }
+
+// TestEtcdNoSpaceStaysUnhealthyWhileTheLiveDataFillsTheQuota: when the
+// objects alone fill etcd, recovery neither disarms the alarm (the next
+// write would raise it again, after every informer was made to relist) nor
+// reports healthy: the apiserver stays unhealthy until objects are deleted.
+func TestEtcdNoSpaceStaysUnhealthyWhileTheLiveDataFillsTheQuota(t *testing.T) {
+	s := apiservertest.Start(t, apiservertest.Options{Metrics: true, Configure: func(c *server.Config) {
+		c.EtcdQuotaBackendBytes = 8 << 20
+		c.HealthCheckInterval = 100 * time.Millisecond
+	}})
+	// Write until etcd refuses every write for 5s in a row: whatever the
+	// recovery could reclaim (compaction, defragmentation) is reclaimed,
+	// and the live objects fill the quota.
+	pods := s.Client.Pods()
+	lastOK := time.Now()
+	for i := 0; time.Since(lastOK) < 5*time.Second; i++ {
+		if i == 5000 {
+			t.Fatal("etcd never stayed full")
+		}
+		_, err := pods.Create(ctx(t), podWithEnv(fmt.Sprintf("p%d", i), 64<<10))
+		if err == nil {
+			lastOK = time.Now()
+			continue
+		}
+		wantCode(t, err, codes.ResourceExhausted)
+		time.Sleep(200 * time.Millisecond)
+	}
+	// No writes from here: nothing but the recovery could clear the alarm.
+	for end := time.Now().Add(4 * time.Second); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
+		if st := healthOf(s); st != healthpb.HealthCheckResponse_NOT_SERVING {
+			code, body := healthz(t, s)
+			t.Fatalf("health = %v (/healthz %d %s) while the live data fills etcd's quota, want NOT_SERVING", st, code, body)
+		}
+	}
+	if code, body := healthz(t, s); code != http.StatusServiceUnavailable || !strings.Contains(body, "delete objects") {
+		t.Errorf("/healthz = %d %q, want 503 saying to delete objects", code, body)
+	}
+}
