@@ -67,33 +67,48 @@ func newWatchCache(s *Store, maxEntries int, maxBytes int64) *watchCache {
 }
 
 // run follows the resource's key prefix in etcd until ctx ends. If etcd's
-// watch fails (e.g. compacted under it), the cache relists, every watcher
-// ends with ErrTooOld and the cache restarts from the list's revision.
+// watch is compacted under it, the cache relists, every watcher ends with
+// ErrTooOld and the cache restarts from the list's revision. Any other end
+// of etcd's watch (no leader during an election, a broken connection) only
+// restarts etcd's watch from the revision after the cache's: watchers carry
+// on and miss nothing.
 func (c *watchCache) run(ctx context.Context) {
 	prefix := c.store.kind.KeyPrefix(c.store.opts.Prefix, "")
 	first := true
+	needList := true
+	retry := time.Duration(0)
 	for ctx.Err() == nil {
-		objs, rev, err := c.store.listAll(ctx, prefix)
-		if err != nil {
-			if ctx.Err() == nil {
-				slog.Warn("watch cache: cannot list", "resource", c.store.kind.Resource, "err", err)
-			}
-			select {
-			case <-ctx.Done():
-			case <-time.After(time.Second):
-			}
-			continue
-		}
 		wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
-		c.reset(objs, rev, wctx)
-		if first {
-			close(c.ready)
-			first = false
+		if needList {
+			objs, rev, err := c.store.listAll(ctx, prefix)
+			if err != nil {
+				cancel()
+				if ctx.Err() == nil {
+					slog.Warn("watch cache: cannot list", "resource", c.store.kind.Resource, "err", err)
+				}
+				select {
+				case <-ctx.Done():
+				case <-time.After(time.Second):
+				}
+				continue
+			}
+			c.reset(objs, rev, wctx)
+			needList = false
+			if first {
+				close(c.ready)
+				first = false
+			}
 		}
-		wch := c.store.client.Watch(wctx, prefix, clientv3.WithPrefix(), clientv3.WithRev(rev+1))
+		c.mu.Lock()
+		from := c.rev + 1
+		c.watchCtx = wctx
+		c.mu.Unlock()
+		wch := c.store.client.Watch(wctx, prefix, clientv3.WithPrefix(), clientv3.WithRev(from))
+		var werr error
+		delivered := false
 		for wr := range wch {
 			if err := wr.Err(); err != nil {
-				slog.Warn("watch cache: etcd watch ended", "resource", c.store.kind.Resource, "err", err)
+				werr = err
 				break
 			}
 			if wr.IsProgressNotify() {
@@ -103,8 +118,28 @@ func (c *watchCache) run(ctx context.Context) {
 			for _, ev := range wr.Events {
 				c.apply(ev)
 			}
+			delivered = true
 		}
 		cancel()
+		if ctx.Err() != nil {
+			break
+		}
+		if errors.Is(werr, rpctypes.ErrCompacted) {
+			slog.Warn("watch cache: etcd watch compacted; relisting", "resource", c.store.kind.Resource, "from", from)
+			needList = true
+			continue
+		}
+		// Resume from the cache's revision, after a pause that grows while
+		// etcd's watch keeps failing at once.
+		if delivered {
+			retry = 0
+		}
+		retry = min(max(2*retry, 100*time.Millisecond), 5*time.Second)
+		slog.Warn("watch cache: etcd watch ended; resuming it", "resource", c.store.kind.Resource, "err", werr, "retry_in", retry)
+		select {
+		case <-ctx.Done():
+		case <-time.After(retry):
+		}
 	}
 	c.mu.Lock()
 	for w := range c.watchers {
