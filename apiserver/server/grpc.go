@@ -139,7 +139,16 @@ func serviceDesc(reg *registry.Registry, kubelets *kubeletDialer, limits *watchL
 		streams = append(streams, grpc.StreamDesc{
 			StreamName:    "Logs",
 			ServerStreams: true,
-			Handler:       func(_ any, stream grpc.ServerStream) error { return podLogs(reg, kubelets, stream) },
+			Handler: func(_ any, stream grpc.ServerStream) error {
+				// A log stream is as long-lived as a watch: it counts against
+				// the same caps.
+				release, err := limits.acquire(stream.Context())
+				if err != nil {
+					return err
+				}
+				defer release()
+				return podLogs(reg, kubelets, stream)
+			},
 		})
 	}
 	return &grpc.ServiceDesc{
@@ -157,6 +166,14 @@ var watchHook atomic.Pointer[func(resource string)]
 // watch serves one Watch stream from the store's watch cache.
 func watch(s *registry.Store, limits *watchLimits, stream grpc.ServerStream) error {
 	k := s.Kind()
+	ctx := stream.Context()
+	// Counted before the request is read: a client that opens streams and
+	// never sends their request holds them too.
+	release, err := limits.acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer release()
 	req := &v1.WatchRequest{}
 	if err := stream.RecvMsg(req); err != nil {
 		return err
@@ -168,12 +185,6 @@ func watch(s *registry.Store, limits *watchLimits, stream grpc.ServerStream) err
 	if err != nil {
 		return status.Error(codes.InvalidArgument, err.Error())
 	}
-	ctx := stream.Context()
-	release, err := limits.acquire(ctx)
-	if err != nil {
-		return err
-	}
-	defer release()
 	w, err := s.Watch(ctx, sel, req.ResourceVersion)
 	if err != nil {
 		return toStatus(err)
@@ -218,8 +229,9 @@ func watch(s *registry.Store, limits *watchLimits, stream grpc.ServerStream) err
 	}
 }
 
-// watchLimits caps open Watch streams, server-wide and per client, so that
-// no client can exhaust the apiserver's memory with watches. A client is a
+// watchLimits caps open long-running streams (Watch and Logs), server-wide
+// and per client, so that no client can exhaust the apiserver's memory with
+// them. A client is a
 // connection (its peer address): kubelite has no per-request identity yet.
 type watchLimits struct {
 	max, perClient int
@@ -244,10 +256,10 @@ func (l *watchLimits) acquire(ctx context.Context) (release func(), err error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.max > 0 && l.total >= l.max {
-		return nil, status.Errorf(codes.ResourceExhausted, "too many watches: the apiserver serves at most %d (--max-watches); retry later", l.max)
+		return nil, status.Errorf(codes.ResourceExhausted, "too many watches: the apiserver serves at most %d watch and log streams (--max-watches); retry later", l.max)
 	}
 	if l.perClient > 0 && l.byClient[client] >= l.perClient {
-		return nil, status.Errorf(codes.ResourceExhausted, "too many watches from client %s: at most %d per client (--max-watches-per-client)", client, l.perClient)
+		return nil, status.Errorf(codes.ResourceExhausted, "too many watches from client %s: at most %d per client, watch and log streams together (--max-watches-per-client)", client, l.perClient)
 	}
 	l.total++
 	l.byClient[client]++

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
@@ -461,5 +462,42 @@ func TestEtcdNoSpaceStaysUnhealthyWhileTheLiveDataFillsTheQuota(t *testing.T) {
 	}
 	if code, body := healthz(t, s); code != http.StatusServiceUnavailable || !strings.Contains(body, "delete objects") {
 		t.Errorf("/healthz = %d %q, want 503 saying to delete objects", code, body)
+	}
+}
+
+// TestStreamsCountBeforeTheirRequestAndLogsCount: a client that opens
+// streams and never sends their request, and log streams, hold slots of the
+// per-client cap like watches do.
+func TestStreamsCountBeforeTheirRequestAndLogsCount(t *testing.T) {
+	s := apiservertest.Start(t, apiservertest.Options{Configure: func(c *server.Config) { c.MaxWatchesPerClient = 3 }})
+	conn := s.Client.Conn()
+	open := func(method string) grpc.ClientStream {
+		st, err := conn.NewStream(ctx(t), &grpc.StreamDesc{ServerStreams: true, ClientStreams: true}, method)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	// Two log streams and one watch, none of which ever sends its request.
+	var held []grpc.ClientStream
+	for _, m := range []string{"/kubelite.v1.PodService/Logs", "/kubelite.v1.PodService/Logs", "/kubelite.v1.PodService/Watch"} {
+		held = append(held, open(m))
+	}
+	// Give the server time to see the three streams arrive.
+	waitFor(t, "the per-client cap to be reached", func() bool {
+		c, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		w, err := s.Client.Pods().Watch(c, &v1.WatchRequest{})
+		if err == nil {
+			w.Stop()
+			return false
+		}
+		if status.Code(err) != codes.ResourceExhausted {
+			t.Fatalf("watch: %v, want ResourceExhausted (or success before the streams arrived)", err)
+		}
+		return true
+	})
+	for _, st := range held {
+		_ = st.CloseSend()
 	}
 }

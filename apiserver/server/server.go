@@ -76,6 +76,11 @@ type Config struct {
 	// server-wide and per client connection (0: no cap).
 	MaxWatches          int
 	MaxWatchesPerClient int
+	// MaxStreamsPerConnection is HTTP/2's SETTINGS_MAX_CONCURRENT_STREAMS:
+	// a client's further calls on one connection wait for a free stream
+	// (default: MaxWatchesPerClient + 100, or 1100 without that cap;
+	// Kubernetes serves 1000 per connection).
+	MaxStreamsPerConnection int
 	// WatchCacheSize and WatchCacheBytes bound each resource's watch
 	// history, in events and in bytes.
 	WatchCacheSize  int
@@ -117,7 +122,7 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("--etcd-max-request-bytes %d: must be more than --max-request-bytes %d, so that what the apiserver accepts etcd accepts too", c.EtcdMaxRequestBytes, c.MaxRequestBytes)
 	}
 	for flag, v := range map[string]int64{"--etcd-quota-backend-bytes": c.EtcdQuotaBackendBytes, "--defrag-min-free-bytes": c.DefragMinFreeBytes,
-		"--max-watches": int64(c.MaxWatches), "--max-watches-per-client": int64(c.MaxWatchesPerClient), "--watch-cache-size": int64(c.WatchCacheSize),
+		"--max-watches": int64(c.MaxWatches), "--max-watches-per-client": int64(c.MaxWatchesPerClient), "--max-streams-per-connection": int64(c.MaxStreamsPerConnection), "--watch-cache-size": int64(c.WatchCacheSize),
 		"--watch-cache-bytes": c.WatchCacheBytes, "--min-request-timeout": int64(c.MinRequestTimeout),
 		"--health-check-interval": int64(c.HealthCheckInterval), "--health-check-timeout": int64(c.HealthCheckTimeout)} {
 		if v < 0 {
@@ -133,6 +138,12 @@ func (c *Config) setDefaults() {
 	}
 	if c.DefragMinFreeBytes == 0 {
 		c.DefragMinFreeBytes = 32 << 20
+	}
+	if c.MaxStreamsPerConnection == 0 {
+		c.MaxStreamsPerConnection = 1100
+		if c.MaxWatchesPerClient > 0 {
+			c.MaxStreamsPerConnection = c.MaxWatchesPerClient + 100
+		}
 	}
 	if c.MinRequestTimeout == 0 {
 		c.MinRequestTimeout = 5 * time.Minute
@@ -211,6 +222,7 @@ func Run(ctx context.Context, cfg Config) error {
 	metrics := newMetrics()
 	gs := grpc.NewServer(
 		grpc.MaxRecvMsgSize(cfg.MaxRequestBytes),
+		grpc.MaxConcurrentStreams(uint32(cfg.MaxStreamsPerConnection)),
 		// Recovery first, so a panic anywhere below is caught.
 		grpc.ChainUnaryInterceptor(recoverUnary, metrics.unary),
 		grpc.ChainStreamInterceptor(recoverStream, metrics.stream),
