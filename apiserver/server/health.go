@@ -27,7 +27,7 @@ type etcdHealth struct {
 	interval, timeout time.Duration
 	hs                *health.Server
 
-	mu       sync.Mutex // guards problem, known, stopped, retryDelay and nextRecovery
+	mu       sync.Mutex // guards problem, known, stopped, retryDelay, nextRecovery and failures
 	problem  string     // why the apiserver is unhealthy; "" when healthy
 	known    bool       // problem has been set at least once
 	stopped  bool
@@ -37,6 +37,12 @@ type etcdHealth struct {
 	// informer relist): recoveryBackoffBase doubling to recoveryBackoffMax.
 	retryDelay   time.Duration
 	nextRecovery time.Time
+	failures     int // probes in a row etcd did not answer (guarded by mu)
+
+	// defragmenting says whether this apiserver is defragmenting an etcd
+	// member (or just did); probe replaces probeEtcd in tests.
+	defragmenting func() bool
+	probe         func(ctx context.Context) (problem string, nospace, unanswered bool)
 }
 
 const (
@@ -57,37 +63,76 @@ func (h *etcdHealth) run(ctx context.Context) {
 	}
 }
 
-// check probes etcd once and updates the reported health.
+// unhealthyAfter is how many probes in a row etcd must fail to answer
+// before the apiserver reports NOT_SERVING: one slow answer (a long fsync,
+// a compaction) is no outage.
+const unhealthyAfter = 3
+
+// probeEtcd asks etcd once: problem says what is wrong ("" if nothing),
+// unanswered that etcd did not answer at all (as opposed to answering with
+// an alarm).
+func (h *etcdHealth) probeEtcd(ctx context.Context) (problem string, nospace, unanswered bool) {
+	if _, err := h.client.Get(ctx, "health"); err != nil {
+		return fmt.Sprintf("etcd does not answer: %v", err), false, true
+	}
+	alarms, err := h.client.AlarmList(ctx)
+	if err != nil {
+		return fmt.Sprintf("etcd does not answer: %v", err), false, true
+	}
+	for _, a := range alarms.Alarms {
+		switch a.Alarm {
+		case etcdserverpb.AlarmType_NOSPACE:
+			nospace = true
+			problem = "etcd space exceeded: NOSPACE alarm raised, writes are refused; delete objects, the apiserver compacts, defragments and disarms"
+		case etcdserverpb.AlarmType_CORRUPT:
+			problem = fmt.Sprintf("etcd member %x raised the CORRUPT alarm", a.MemberID)
+		}
+	}
+	return problem, nospace, false
+}
+
+// check probes etcd once and updates the reported health. An alarm counts
+// at once; etcd not answering counts after unhealthyAfter probes in a row,
+// and not at all while this apiserver defragments its etcd member (which
+// stalls it on purpose).
 func (h *etcdHealth) check(ctx context.Context) {
 	cctx, cancel := context.WithTimeout(ctx, h.timeout)
 	defer cancel()
-	problem := ""
-	nospace := false
-	if _, err := h.client.Get(cctx, "health"); err != nil {
-		problem = fmt.Sprintf("etcd does not answer: %v", err)
-	} else if alarms, err := h.client.AlarmList(cctx); err != nil {
-		problem = fmt.Sprintf("etcd does not answer: %v", err)
-	} else {
-		for _, a := range alarms.Alarms {
-			switch a.Alarm {
-			case etcdserverpb.AlarmType_NOSPACE:
-				nospace = true
-				problem = "etcd space exceeded: NOSPACE alarm raised, writes are refused; delete objects, the apiserver compacts, defragments and disarms"
-			case etcdserverpb.AlarmType_CORRUPT:
-				problem = fmt.Sprintf("etcd member %x raised the CORRUPT alarm", a.MemberID)
-			}
-		}
+	defragging := h.defragmenting != nil && h.defragmenting()
+	probe := h.probe
+	if probe == nil {
+		probe = h.probeEtcd
 	}
+	problem, nospace, unanswered := probe(cctx)
 	if ctx.Err() != nil {
 		return
 	}
+	h.mu.Lock()
+	if unanswered {
+		if defragging || (h.defragmenting != nil && h.defragmenting()) {
+			h.mu.Unlock()
+			slog.Debug("etcd health probe not counted: this apiserver is defragmenting its etcd member", "reason", problem)
+			return
+		}
+		h.failures++
+		if n := h.failures; n < unhealthyAfter {
+			h.mu.Unlock()
+			slog.Warn("etcd health probe failed", "reason", problem, "failures_in_a_row", n, "unhealthy_after", unhealthyAfter)
+			return
+		}
+	} else {
+		h.failures = 0
+	}
+	h.mu.Unlock()
 	h.set(problem)
 	if !nospace {
 		if problem == "" {
 			h.mu.Lock()
 			h.retryDelay, h.nextRecovery = 0, time.Time{}
 			h.mu.Unlock()
-			h.maint.NoSpaceGone()
+			if h.maint != nil {
+				h.maint.NoSpaceGone()
+			}
 		}
 		return
 	}

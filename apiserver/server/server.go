@@ -235,7 +235,8 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(gs, hs)
-	checker := &etcdHealth{client: client, maint: maint, interval: cfg.HealthCheckInterval, timeout: cfg.HealthCheckTimeout, hs: hs}
+	checker := &etcdHealth{client: client, maint: maint, interval: cfg.HealthCheckInterval, timeout: cfg.HealthCheckTimeout, hs: hs,
+		defragmenting: func() bool { return maint.Defragmenting(cfg.HealthCheckTimeout) }}
 	reflection.Register(gs)
 
 	lis, err := net.Listen("tcp", cfg.Listen)
