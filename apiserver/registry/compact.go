@@ -342,7 +342,9 @@ func (m *Maintenance) DefragIfWorthwhile(ctx context.Context) {
 		slog.Warn("etcd maintenance: cannot list members", "err", err)
 		return
 	}
-	worth := func(st *clientv3.StatusResponse) bool { return WorthDefrag(st.DbSize, st.DbSizeInUse, m.DefragMinFreeBytes) }
+	worth := func(st *clientv3.StatusResponse) bool {
+		return WorthDefrag(st.DbSize, st.DbSizeInUse, m.DefragMinFreeBytes)
+	}
 	needed := false
 	for _, ms := range statuses(ctx, members) {
 		needed = needed || worth(ms.st)

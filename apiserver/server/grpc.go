@@ -194,8 +194,39 @@ func watch(s *registry.Store, limits *watchLimits, stream grpc.ServerStream) err
 	if err := stream.SendHeader(metadata.Pairs("kubelite-watch", "established")); err != nil {
 		return err
 	}
+	// Events are sent from their own goroutine: a client that stops reading
+	// blocks SendMsg on flow control, and the handler must still end the
+	// stream when the watch's time is up or the watcher stops (grpc then
+	// cancels the stream, which unblocks the sender).
+	quit := make(chan struct{})
+	sent := make(chan error, 1)
+	go func() { sent <- sendEvents(stream, k, w, quit) }()
+	// Like the Kubernetes apiserver (--min-request-timeout), end every watch
+	// after a random one to two timeouts: clients resume from their last
+	// resourceVersion, and no stream stays wedged for ever.
+	end := time.NewTimer(limits.timeout + rand.N(limits.timeout))
+	defer end.Stop()
+	defer close(quit)
+	select {
+	case <-end.C:
+		return nil
+	case err := <-sent:
+		return err
+	case <-ctx.Done():
+		return nil
+	}
+}
+
+// sendEvents sends a watcher's initial and queued events until it stops
+// (its error ends the stream), sending fails, or quit is closed.
+func sendEvents(stream grpc.ServerStream, k *api.Kind, w *registry.Watcher, quit <-chan struct{}) error {
 	send := func(evs []registry.Event) error {
 		for _, ev := range evs {
+			select {
+			case <-quit:
+				return nil
+			default:
+			}
 			if err := stream.SendMsg(api.WatchEvent(k, ev.Type, ev.Object)); err != nil {
 				return err
 			}
@@ -205,14 +236,9 @@ func watch(s *registry.Store, limits *watchLimits, stream grpc.ServerStream) err
 	if err := send(w.Initial()); err != nil {
 		return err
 	}
-	// Like the Kubernetes apiserver (--min-request-timeout), end every watch
-	// after a random one to two timeouts: clients resume from their last
-	// resourceVersion, and no stream stays wedged for ever.
-	end := time.NewTimer(limits.timeout + rand.N(limits.timeout))
-	defer end.Stop()
 	for {
 		select {
-		case <-end.C:
+		case <-quit:
 			return nil
 		case <-w.Ready():
 			if err := send(w.Take()); err != nil {
@@ -223,8 +249,6 @@ func watch(s *registry.Store, limits *watchLimits, stream grpc.ServerStream) err
 				return err
 			}
 			return toStatus(w.Err())
-		case <-ctx.Done():
-			return nil
 		}
 	}
 }

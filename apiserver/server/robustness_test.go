@@ -501,3 +501,42 @@ func TestStreamsCountBeforeTheirRequestAndLogsCount(t *testing.T) {
 		_ = st.CloseSend()
 	}
 }
+
+// TestWatchOfAClientThatStopsReadingStillEnds: a client that stops reading
+// fills the flow-control windows and blocks the server's sends; the watch
+// must still end at its time limit and give its slot back.
+func TestWatchOfAClientThatStopsReadingStillEnds(t *testing.T) {
+	s := apiservertest.Start(t, apiservertest.Options{Configure: func(c *server.Config) {
+		c.MaxWatchesPerClient = 1
+		c.MinRequestTimeout = time.Second
+	}})
+	stalled, err := client.New(s.Addr, grpc.WithInitialWindowSize(64<<10), grpc.WithInitialConnWindowSize(64<<10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stalled.Close()
+	// No deadline: only the server may end this watch.
+	w, err := stalled.Pods().Watch(context.Background(), &v1.WatchRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	// Far more than the windows hold; the stalled client reads none of it.
+	for i := 0; i < 40; i++ {
+		if _, err := s.Client.Pods().Create(ctx(t), podWithEnv(fmt.Sprintf("big-%d", i), 64<<10)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The cap is one watch per client: a new watch of the same client goes
+	// through once the stalled one has ended on the server.
+	waitFor(t, "the stalled watch to end and free its slot", func() bool {
+		c, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		w2, err := stalled.Pods().Watch(c, &v1.WatchRequest{ResourceVersion: "0"})
+		if err != nil {
+			return false
+		}
+		w2.Stop()
+		return true
+	})
+}
