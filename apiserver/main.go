@@ -36,7 +36,7 @@ func main() {
 	fs.Int64Var(&cfg.DefragMinFreeBytes, "defrag-min-free-bytes", 32<<20, "defragment etcd after a compaction when at least this much of its database is free")
 	fs.DurationVar(&cfg.MinRequestTimeout, "min-request-timeout", 5*time.Minute, "a watch ends after a random one to two of these; clients resume it")
 	fs.IntVar(&cfg.MaxWatches, "max-watches", 10000, "most open watch streams, server-wide (0: no cap)")
-	fs.IntVar(&cfg.MaxWatchesPerClient, "max-watches-per-client", 1000, "most open watch streams per client connection (0: no cap)")
+	fs.IntVar(&cfg.MaxWatchesPerClient, "max-watches-per-client", 1000, "most open watch and log streams per client host (IP address; all its connections together) (0: no cap)")
 	fs.IntVar(&cfg.MaxStreamsPerConnection, "max-streams-per-connection", 0, "most concurrent gRPC streams on one client connection; more wait for a free one (0: --max-watches-per-client + 100)")
 	fs.IntVar(&cfg.WatchCacheSize, "watch-cache-size", 20000, "events of history kept per resource for watches (also how far a watcher may fall behind)")
 	fs.Int64Var(&cfg.WatchCacheBytes, "watch-cache-bytes", 32<<20, "bytes of history kept per resource for watches")

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"log/slog"
 	"math/rand/v2"
+	"net"
 	"runtime/debug"
 	"strconv"
 	"sync"
@@ -256,7 +257,8 @@ func sendEvents(stream grpc.ServerStream, k *api.Kind, w *registry.Watcher, quit
 // watchLimits caps open long-running streams (Watch and Logs), server-wide
 // and per client, so that no client can exhaust the apiserver's memory with
 // them. A client is a
-// connection (its peer address): kubelite has no per-request identity yet.
+// host (its IP address, every connection from it together): kubelite has no
+// per-request identity yet.
 type watchLimits struct {
 	max, perClient int
 	timeout        time.Duration // --min-request-timeout
@@ -270,13 +272,24 @@ func newWatchLimits(max, perClient int, timeout time.Duration) *watchLimits {
 	return &watchLimits{max: max, perClient: perClient, timeout: timeout, byClient: map[string]int{}}
 }
 
+// clientHost names the calling client for the per-client cap: its host (IP
+// address), not its connection, since a client that opens more connections
+// must not get more watches. Clients behind one NAT or proxy share a cap.
+func clientHost(ctx context.Context) string {
+	p, ok := peer.FromContext(ctx)
+	if !ok || p.Addr == nil {
+		return "unknown"
+	}
+	if host, _, err := net.SplitHostPort(p.Addr.String()); err == nil {
+		return host
+	}
+	return p.Addr.String()
+}
+
 // acquire counts one more watch of the calling client, or refuses it with
 // ResourceExhausted naming the limit; release gives it back.
 func (l *watchLimits) acquire(ctx context.Context) (release func(), err error) {
-	client := "unknown"
-	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
-		client = p.Addr.String()
-	}
+	client := clientHost(ctx)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.max > 0 && l.total >= l.max {

@@ -5,8 +5,10 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
+	"regexp"
 	"runtime"
 	"strconv"
 	"strings"
@@ -268,8 +270,11 @@ func TestWatchCapsRefuseCleanlyAndMemoryStaysBounded(t *testing.T) {
 			t.Fatalf("refused watch: %v, want ResourceExhausted naming the per-client limit", err)
 		}
 	}
-	// A second client hits the server-wide cap.
-	other, err := client.New(s.Addr)
+	// A second client (another host: 127.0.0.2) hits the server-wide cap.
+	other, err := client.New(s.Addr, grpc.WithContextDialer(func(ctx context.Context, addr string) (net.Conn, error) {
+		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)}}
+		return d.DialContext(ctx, "tcp", addr)
+	}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -539,4 +544,37 @@ func TestWatchOfAClientThatStopsReadingStillEnds(t *testing.T) {
 		w2.Stop()
 		return true
 	})
+}
+
+// TestPerClientWatchCapCoversEveryConnectionOfAHost: a client cannot get
+// around the per-client cap by opening more connections.
+func TestPerClientWatchCapCoversEveryConnectionOfAHost(t *testing.T) {
+	s := apiservertest.Start(t, apiservertest.Options{Configure: func(c *server.Config) { c.MaxWatchesPerClient = 2 }})
+	var open []*client.WatchStream[*v1.Pod]
+	defer func() {
+		for _, w := range open {
+			w.Stop()
+		}
+	}()
+	for i := 0; i < 3; i++ {
+		c, err := client.New(s.Addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		w, err := c.Pods().Watch(ctx(t), &v1.WatchRequest{ResourceVersion: "0"})
+		if i < 2 {
+			if err != nil {
+				t.Fatalf("watch %d: %v", i+1, err)
+			}
+			open = append(open, w)
+			continue
+		}
+		if status.Code(err) != codes.ResourceExhausted || !strings.Contains(err.Error(), "client 127.0.0.1") {
+			t.Fatalf("a third watch from the same host on a third connection: %v, want ResourceExhausted naming client 127.0.0.1", err)
+		}
+		if regexp.MustCompile(`127\.0\.0\.1:\d`).MatchString(err.Error()) {
+			t.Errorf("the refusal names a connection (%v), want the host", err)
+		}
+	}
 }
