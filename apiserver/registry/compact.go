@@ -244,6 +244,10 @@ func (m *Maintenance) withLock(ctx context.Context, f func(context.Context)) boo
 			f(ctx)
 			return true
 		}
+		if errors.Is(err, rpctypes.ErrNoSpace) {
+			// etcd refuses the lock under NOSPACE; the recovery handles it.
+			return false
+		}
 		if err != nil {
 			slog.Warn("etcd maintenance: cannot take the maintenance lock", "err", err)
 		}
