@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
@@ -266,10 +267,12 @@ type watchLimits struct {
 	mu       sync.Mutex // guards total and byClient
 	total    int
 	byClient map[string]int
+	open     prometheus.Gauge // the streams holding a slot
 }
 
 func newWatchLimits(max, perClient int, timeout time.Duration) *watchLimits {
-	return &watchLimits{max: max, perClient: perClient, timeout: timeout, byClient: map[string]int{}}
+	return &watchLimits{max: max, perClient: perClient, timeout: timeout, byClient: map[string]int{},
+		open: prometheus.NewGauge(prometheus.GaugeOpts{Name: "apiserver_long_running_streams", Help: "Open Watch and Logs streams counted against the watch caps."})}
 }
 
 // clientHost names the calling client for the per-client cap: its host (IP
@@ -300,12 +303,14 @@ func (l *watchLimits) acquire(ctx context.Context) (release func(), err error) {
 	}
 	l.total++
 	l.byClient[client]++
+	l.open.Inc()
 	var once sync.Once
 	return func() {
 		once.Do(func() {
 			l.mu.Lock()
 			defer l.mu.Unlock()
 			l.total--
+			l.open.Dec()
 			if l.byClient[client]--; l.byClient[client] == 0 {
 				delete(l.byClient, client)
 			}

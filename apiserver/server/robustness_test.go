@@ -474,37 +474,41 @@ func TestEtcdNoSpaceStaysUnhealthyWhileTheLiveDataFillsTheQuota(t *testing.T) {
 // streams and never sends their request, and log streams, hold slots of the
 // per-client cap like watches do.
 func TestStreamsCountBeforeTheirRequestAndLogsCount(t *testing.T) {
-	s := apiservertest.Start(t, apiservertest.Options{Configure: func(c *server.Config) { c.MaxWatchesPerClient = 3 }})
+	s := apiservertest.Start(t, apiservertest.Options{Metrics: true, Configure: func(c *server.Config) { c.MaxWatchesPerClient = 3 }})
 	conn := s.Client.Conn()
-	open := func(method string) grpc.ClientStream {
-		st, err := conn.NewStream(ctx(t), &grpc.StreamDesc{ServerStreams: true, ClientStreams: true}, method)
+	// Two log streams and one watch, none of which ever sends its request.
+	for _, m := range []string{"/kubelite.v1.PodService/Logs", "/kubelite.v1.PodService/Logs", "/kubelite.v1.PodService/Watch"} {
+		st, err := conn.NewStream(ctx(t), &grpc.StreamDesc{ServerStreams: true, ClientStreams: true}, m)
 		if err != nil {
 			t.Fatal(err)
 		}
-		return st
+		defer func() { _ = st.CloseSend() }()
 	}
-	// Two log streams and one watch, none of which ever sends its request.
-	var held []grpc.ClientStream
-	for _, m := range []string{"/kubelite.v1.PodService/Logs", "/kubelite.v1.PodService/Logs", "/kubelite.v1.PodService/Watch"} {
-		held = append(held, open(m))
+	waitFor(t, "the three streams to hold their slots", func() bool { return metricValue(t, s, "apiserver_long_running_streams") == 3 })
+	w, err := s.Client.Pods().Watch(ctx(t), &v1.WatchRequest{})
+	if err == nil {
+		w.Stop()
 	}
-	// Give the server time to see the three streams arrive.
-	waitFor(t, "the per-client cap to be reached", func() bool {
-		c, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		w, err := s.Client.Pods().Watch(c, &v1.WatchRequest{})
-		if err == nil {
-			w.Stop()
-			return false
+	if status.Code(err) != codes.ResourceExhausted {
+		t.Fatalf("a fourth stream: %v, want ResourceExhausted (three slots are held)", err)
+	}
+}
+
+// metricValue is the value of an unlabelled metric on /metrics (-1 if absent).
+func metricValue(t *testing.T, s *apiservertest.Server, name string) float64 {
+	resp, err := http.Get(s.MetricsURL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	for _, line := range strings.Split(string(body), "\n") {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			n, _ := strconv.ParseFloat(v, 64)
+			return n
 		}
-		if status.Code(err) != codes.ResourceExhausted {
-			t.Fatalf("watch: %v, want ResourceExhausted (or success before the streams arrived)", err)
-		}
-		return true
-	})
-	for _, st := range held {
-		_ = st.CloseSend()
 	}
+	return -1
 }
 
 // TestWatchOfAClientThatStopsReadingStillEnds: a client that stops reading

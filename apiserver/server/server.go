@@ -230,6 +230,7 @@ func Run(ctx context.Context, cfg Config) error {
 	kubelets := newKubeletDialer()
 	defer kubelets.close()
 	limits := newWatchLimits(cfg.MaxWatches, cfg.MaxWatchesPerClient, cfg.MinRequestTimeout)
+	metrics.registry.MustRegister(limits.open)
 	for _, k := range api.Kinds {
 		gs.RegisterService(serviceDesc(reg, kubelets, limits, reg.Store(k.Kind)), struct{}{})
 	}
