@@ -382,8 +382,9 @@ func (m *Maintenance) NoSpaceGone() {
 }
 
 // RecoverSpace is what an operator does when etcd raises NOSPACE: compact
-// history up to now, defragment the members where that helps (one at a
-// time, leader last), and disarm the alarm once every member's database is
+// history up to now, defragment the members (one at a time, leader last;
+// after a fresh compaction every member with free pages, otherwise only
+// where that helps), and disarm the alarm once every member's database is
 // under the quota with margin. etcd refuses writes and lease grants under
 // NOSPACE, so the maintenance lock cannot be taken: instead the apiservers
 // race to compact to the head revision, which cannot move while writes are
@@ -404,6 +405,7 @@ func (m *Maintenance) RecoverSpace(ctx context.Context) error {
 		return err
 	}
 	head := resp.Header.Revision
+	compacted := false
 	if head != owned {
 		_, err := m.Client.Compact(ctx, head, clientv3.WithCompactPhysical())
 		switch {
@@ -411,6 +413,8 @@ func (m *Maintenance) RecoverSpace(ctx context.Context) error {
 			m.mu.Lock()
 			m.ownedRev = head
 			m.mu.Unlock()
+			compacted = true
+			slog.Info("etcd NOSPACE recovery: compacted history", "rev", head)
 		case errors.Is(err, rpctypes.ErrCompacted):
 			takeover := m.TakeoverAfter
 			if takeover <= 0 {
@@ -420,6 +424,7 @@ func (m *Maintenance) RecoverSpace(ctx context.Context) error {
 				return ErrRecoveredElsewhere
 			}
 			slog.Warn("etcd NOSPACE alarm outlasted another apiserver's recovery; taking over", "alarm_for", time.Since(since).Round(time.Second))
+			compacted = true
 		default:
 			return fmt.Errorf("compact to %d: %w", head, err)
 		}
@@ -429,7 +434,15 @@ func (m *Maintenance) RecoverSpace(ctx context.Context) error {
 		return err
 	}
 	defer done()
+	// etcd's in-use figure lags one commit behind, and no commit follows a
+	// compaction while writes are refused: after a fresh compaction only a
+	// defragmentation tells what the live data takes. Without one (nothing
+	// was written or deleted since the last attempt), defragment only where
+	// it helps.
 	if err := m.defragOneAtATime(ctx, members, func(st *clientv3.StatusResponse) bool {
+		if compacted {
+			return st.DbSize > st.DbSizeInUse
+		}
 		return WorthRecoveryDefrag(st.DbSize, st.DbSizeInUse, st.DbSizeQuota)
 	}); err != nil {
 		return err

@@ -172,18 +172,24 @@ func TestNoSpaceRecoveryRunsOnceAcrossApiservers(t *testing.T) {
 	}
 }
 
-// TestNoSpaceRecoveryWithLiveDataOverTheQuota neither defragments (it would
-// not help) nor disarms (the next write would raise the alarm again).
+// TestNoSpaceRecoveryWithLiveDataOverTheQuota: when the live data fills
+// the quota, recovery never disarms (the next write would raise the alarm
+// again) and, once it has defragmented after a compaction, does not
+// defragment again until something was written or deleted.
 func TestNoSpaceRecoveryWithLiveDataOverTheQuota(t *testing.T) {
 	c := startEtcd(t)
-	f := newFakeCluster(1, 1, 10<<20, 95<<17, 10<<20) // 9.5 MiB live of a 10 MiB quota
+	if _, err := c.Put(t.Context(), "k", "v"); err != nil {
+		t.Fatal(err)
+	}
+	f := newFakeCluster(1, 1, 10<<20, 19<<19, 10<<20) // 9.5 MiB live of a 10 MiB quota
 	m := &registry.Maintenance{Client: c, Holder: "a",
 		Cluster: func(context.Context) ([]registry.Member, func(), error) { return f.members(), func() {}, nil }}
-	err := m.RecoverSpace(t.Context())
-	if !errors.Is(err, registry.ErrStillFull) {
-		t.Fatalf("RecoverSpace = %v, want ErrStillFull", err)
+	for i := 0; i < 3; i++ {
+		if err := m.RecoverSpace(t.Context()); !errors.Is(err, registry.ErrStillFull) {
+			t.Fatalf("RecoverSpace #%d = %v, want ErrStillFull", i+1, err)
+		}
 	}
-	if len(f.order) != 0 {
-		t.Errorf("defragmented %v though the live data fills the quota", f.order)
+	if len(f.order) != 1 {
+		t.Errorf("defragmented %d times (%v), want once, after the first compaction", len(f.order), f.order)
 	}
 }
