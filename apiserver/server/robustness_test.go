@@ -406,12 +406,16 @@ func TestEtcdNoSpaceIsReportedAndRecovers(t *testing.T) {
 	t.Logf("etcd full after %d pods: %v", len(created), err)
 	// Health says so (a write re-raises the alarm if recovery disarmed it
 	// while the data still fills the quota).
+	probes := 0
 	waitFor(t, "/healthz to report NOSPACE", func() bool {
 		code, body := healthz(t, s)
 		if code == http.StatusServiceUnavailable && strings.Contains(body, "etcd space exceeded") {
 			return true
 		}
-		_, _ = pods.Create(ctx(t), podWithEnv("probe", 256<<10))
+		// A new name each time: every probe is a write that can raise the
+		// alarm again.
+		probes++
+		_, _ = pods.Create(ctx(t), podWithEnv(fmt.Sprintf("probe-%d", probes), 256<<10))
 		return false
 	})
 
