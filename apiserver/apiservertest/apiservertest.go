@@ -45,10 +45,10 @@ type Server struct {
 	Addr       string // gRPC host:port
 	EtcdURL    string // embedded etcd client URL ("" with external etcd)
 	MetricsURL string // http://host:port with Options.Metrics
-	Client  *client.Client
-	cancel  context.CancelFunc
-	done    chan error
-	stopped bool
+	Client     *client.Client
+	cancel     context.CancelFunc
+	done       chan error
+	stopped    bool
 }
 
 // Options tune Start; the zero value embeds etcd.

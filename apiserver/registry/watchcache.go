@@ -67,33 +67,48 @@ func newWatchCache(s *Store, maxEntries int, maxBytes int64) *watchCache {
 }
 
 // run follows the resource's key prefix in etcd until ctx ends. If etcd's
-// watch fails (e.g. compacted under it), the cache relists, every watcher
-// ends with ErrTooOld and the cache restarts from the list's revision.
+// watch is compacted under it, the cache relists, every watcher ends with
+// ErrTooOld and the cache restarts from the list's revision. Any other end
+// of etcd's watch (no leader during an election, a broken connection) only
+// restarts etcd's watch from the revision after the cache's: watchers carry
+// on and miss nothing.
 func (c *watchCache) run(ctx context.Context) {
 	prefix := c.store.kind.KeyPrefix(c.store.opts.Prefix, "")
 	first := true
+	needList := true
+	retry := time.Duration(0)
 	for ctx.Err() == nil {
-		objs, rev, err := c.store.listAll(ctx, prefix)
-		if err != nil {
-			if ctx.Err() == nil {
-				slog.Warn("watch cache: cannot list", "resource", c.store.kind.Resource, "err", err)
-			}
-			select {
-			case <-ctx.Done():
-			case <-time.After(time.Second):
-			}
-			continue
-		}
 		wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
-		c.reset(objs, rev, wctx)
-		if first {
-			close(c.ready)
-			first = false
+		if needList {
+			objs, rev, err := c.store.listAll(ctx, prefix)
+			if err != nil {
+				cancel()
+				if ctx.Err() == nil {
+					slog.Warn("watch cache: cannot list", "resource", c.store.kind.Resource, "err", err)
+				}
+				select {
+				case <-ctx.Done():
+				case <-time.After(time.Second):
+				}
+				continue
+			}
+			c.reset(objs, rev, wctx)
+			needList = false
+			if first {
+				close(c.ready)
+				first = false
+			}
 		}
-		wch := c.store.client.Watch(wctx, prefix, clientv3.WithPrefix(), clientv3.WithRev(rev+1))
+		c.mu.Lock()
+		from := c.rev + 1
+		c.watchCtx = wctx
+		c.mu.Unlock()
+		wch := c.store.client.Watch(wctx, prefix, clientv3.WithPrefix(), clientv3.WithRev(from))
+		var werr error
+		delivered := false
 		for wr := range wch {
 			if err := wr.Err(); err != nil {
-				slog.Warn("watch cache: etcd watch ended", "resource", c.store.kind.Resource, "err", err)
+				werr = err
 				break
 			}
 			if wr.IsProgressNotify() {
@@ -103,8 +118,28 @@ func (c *watchCache) run(ctx context.Context) {
 			for _, ev := range wr.Events {
 				c.apply(ev)
 			}
+			delivered = true
 		}
 		cancel()
+		if ctx.Err() != nil {
+			break
+		}
+		if errors.Is(werr, rpctypes.ErrCompacted) {
+			slog.Warn("watch cache: etcd watch compacted; relisting", "resource", c.store.kind.Resource, "from", from)
+			needList = true
+			continue
+		}
+		// Resume from the cache's revision, after a pause that grows while
+		// etcd's watch keeps failing at once.
+		if delivered {
+			retry = 0
+		}
+		retry = min(max(2*retry, 100*time.Millisecond), 5*time.Second)
+		slog.Warn("watch cache: etcd watch ended; resuming it", "resource", c.store.kind.Resource, "err", werr, "retry_in", retry)
+		select {
+		case <-ctx.Done():
+		case <-time.After(retry):
+		}
 	}
 	c.mu.Lock()
 	for w := range c.watchers {
@@ -191,7 +226,7 @@ func (c *watchCache) apply(ev *clientv3.Event) {
 	}
 	c.setRev(ch.rev)
 	for w := range c.watchers {
-		if !w.send(ch) {
+		if !w.send(ch, c.fromRev) {
 			delete(c.watchers, w)
 		}
 	}
@@ -226,9 +261,13 @@ func (c *watchCache) waitFresh(ctx context.Context, rev int64, timeout time.Dura
 }
 
 // Watcher receives the changes one client asked for. Its queue starts empty
-// and grows with what the client has not yet taken, up to max events: a
-// watcher further behind than the watch cache's history could not resume
-// anyway, so it is stopped and its client rewatches or relists.
+// and grows with what the client has not yet taken. A watcher whose oldest
+// undelivered change has left the watch cache's history is stopped at once
+// with ErrTooOld (its client could not resume from before that change
+// anyway, so nothing is lost) and its queue is dropped: a stalled client
+// never holds more than the history does (bounded in entries and bytes),
+// nor keeps alive objects the history has let go. max (the history's entry
+// bound) also caps the queue's length.
 type Watcher struct {
 	sel     *api.Selector
 	after   int64
@@ -288,24 +327,38 @@ func (w *Watcher) stop(err error) {
 	})
 }
 
+// drop stops the watcher with err and releases its queued events (and so
+// the objects they hold). w.mu is held.
+func (w *Watcher) drop(err error) {
+	clear(w.queue)
+	w.queue = nil
+	w.stop(err)
+}
+
 // send filters one change through the watcher's selector and queues it; it
-// returns false when the watcher is too far behind and was stopped.
-func (w *Watcher) send(ch change) bool {
+// returns false when the watcher is too far behind and was stopped. fromRev
+// is the watch cache's: every change after it is still in its history.
+func (w *Watcher) send(ch change, fromRev int64) bool {
 	if ch.rev <= w.after {
 		return true
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if len(w.queue) > 0 && w.queue[0].Rev <= fromRev {
+		// The client has not taken a change the history no longer holds: a
+		// resume from its last resourceVersion would be too old.
+		w.drop(newError(ErrTooOld, "too old resource version: the watch of %s fell behind the watch cache's history (%d); relist", w.cache.store.kind.Resource, fromRev+1))
+		return false
 	}
 	ev, ok := w.translate(ch)
 	if !ok {
 		return true
 	}
-	w.mu.Lock()
 	if len(w.queue) >= w.max {
-		w.mu.Unlock()
-		w.stop(newError(ErrGone, "watch of %s closed: the client is more than %d events behind; rewatch from the last resourceVersion", w.cache.store.kind.Resource, w.max))
+		w.drop(newError(ErrGone, "watch of %s closed: the client is more than %d events behind; rewatch from the last resourceVersion", w.cache.store.kind.Resource, w.max))
 		return false
 	}
 	w.queue = append(w.queue, ev)
-	w.mu.Unlock()
 	select {
 	case w.notify <- struct{}{}:
 	default:

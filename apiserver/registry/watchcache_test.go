@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -154,5 +155,43 @@ func TestWatchInitialListComesFromTheCache(t *testing.T) {
 	}
 	if len(c.watchers) != 0 {
 		t.Errorf("%d watchers left registered after Stop", len(c.watchers))
+	}
+}
+
+// TestStalledWatcherOfBigObjectsIsStoppedWhenHistoryDropsItsChanges: a
+// watcher that takes nothing while big objects stream by must not keep them
+// alive beyond the history's byte budget. It is stopped as too old (its
+// resume would be too old anyway) as soon as its oldest queued change leaves
+// the history, and its queue is released.
+func TestStalledWatcherOfBigObjectsIsStoppedWhenHistoryDropsItsChanges(t *testing.T) {
+	const budget = 100 << 10 // 100 KiB of history, ~10 changes of 10 KiB
+	c := testCache(20_000, budget)
+	w := &Watcher{cache: c, max: c.maxEntries, notify: make(chan struct{}, 1), done: make(chan struct{})}
+	c.watchers[w] = struct{}{}
+	for i := 1; i <= 200; i++ {
+		c.apply(putEvent(t, fmt.Sprintf("p%d", i), int64(i), 10<<10))
+		w.mu.Lock()
+		var queued int64
+		for _, ev := range w.queue {
+			queued += int64(len(ev.Object.GetMetadata().GetAnnotations()["pad"]))
+		}
+		w.mu.Unlock()
+		if queued > budget {
+			t.Fatalf("after %d changes the stalled watcher holds %d bytes of objects, over the history's %d", i, queued, budget)
+		}
+	}
+	select {
+	case <-w.Done():
+	default:
+		t.Fatal("the stalled watcher was not stopped")
+	}
+	if !errors.Is(w.Err(), ErrTooOld) {
+		t.Errorf("Err = %v, want ErrTooOld (the client relists)", w.Err())
+	}
+	if evs := w.Take(); len(evs) != 0 {
+		t.Errorf("the stopped watcher still holds %d events", len(evs))
+	}
+	if _, ok := c.watchers[w]; ok {
+		t.Error("the stopped watcher is still registered")
 	}
 }

@@ -7,12 +7,14 @@ import (
 	"errors"
 	"log/slog"
 	"math/rand/v2"
+	"net"
 	"runtime/debug"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
@@ -139,7 +141,16 @@ func serviceDesc(reg *registry.Registry, kubelets *kubeletDialer, limits *watchL
 		streams = append(streams, grpc.StreamDesc{
 			StreamName:    "Logs",
 			ServerStreams: true,
-			Handler:       func(_ any, stream grpc.ServerStream) error { return podLogs(reg, kubelets, stream) },
+			Handler: func(_ any, stream grpc.ServerStream) error {
+				// A log stream is as long-lived as a watch: it counts against
+				// the same caps.
+				release, err := limits.acquire(stream.Context())
+				if err != nil {
+					return err
+				}
+				defer release()
+				return podLogs(reg, kubelets, stream)
+			},
 		})
 	}
 	return &grpc.ServiceDesc{
@@ -157,6 +168,14 @@ var watchHook atomic.Pointer[func(resource string)]
 // watch serves one Watch stream from the store's watch cache.
 func watch(s *registry.Store, limits *watchLimits, stream grpc.ServerStream) error {
 	k := s.Kind()
+	ctx := stream.Context()
+	// Counted before the request is read: a client that opens streams and
+	// never sends their request holds them too.
+	release, err := limits.acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer release()
 	req := &v1.WatchRequest{}
 	if err := stream.RecvMsg(req); err != nil {
 		return err
@@ -168,12 +187,6 @@ func watch(s *registry.Store, limits *watchLimits, stream grpc.ServerStream) err
 	if err != nil {
 		return status.Error(codes.InvalidArgument, err.Error())
 	}
-	ctx := stream.Context()
-	release, err := limits.acquire(ctx)
-	if err != nil {
-		return err
-	}
-	defer release()
 	w, err := s.Watch(ctx, sel, req.ResourceVersion)
 	if err != nil {
 		return toStatus(err)
@@ -183,8 +196,39 @@ func watch(s *registry.Store, limits *watchLimits, stream grpc.ServerStream) err
 	if err := stream.SendHeader(metadata.Pairs("kubelite-watch", "established")); err != nil {
 		return err
 	}
+	// Events are sent from their own goroutine: a client that stops reading
+	// blocks SendMsg on flow control, and the handler must still end the
+	// stream when the watch's time is up or the watcher stops (grpc then
+	// cancels the stream, which unblocks the sender).
+	quit := make(chan struct{})
+	sent := make(chan error, 1)
+	go func() { sent <- sendEvents(stream, k, w, quit) }()
+	// Like the Kubernetes apiserver (--min-request-timeout), end every watch
+	// after a random one to two timeouts: clients resume from their last
+	// resourceVersion, and no stream stays wedged for ever.
+	end := time.NewTimer(limits.timeout + rand.N(limits.timeout))
+	defer end.Stop()
+	defer close(quit)
+	select {
+	case <-end.C:
+		return nil
+	case err := <-sent:
+		return err
+	case <-ctx.Done():
+		return nil
+	}
+}
+
+// sendEvents sends a watcher's initial and queued events until it stops
+// (its error ends the stream), sending fails, or quit is closed.
+func sendEvents(stream grpc.ServerStream, k *api.Kind, w *registry.Watcher, quit <-chan struct{}) error {
 	send := func(evs []registry.Event) error {
 		for _, ev := range evs {
+			select {
+			case <-quit:
+				return nil
+			default:
+			}
 			if err := stream.SendMsg(api.WatchEvent(k, ev.Type, ev.Object)); err != nil {
 				return err
 			}
@@ -194,14 +238,9 @@ func watch(s *registry.Store, limits *watchLimits, stream grpc.ServerStream) err
 	if err := send(w.Initial()); err != nil {
 		return err
 	}
-	// Like the Kubernetes apiserver (--min-request-timeout), end every watch
-	// after a random one to two timeouts: clients resume from their last
-	// resourceVersion, and no stream stays wedged for ever.
-	end := time.NewTimer(limits.timeout + rand.N(limits.timeout))
-	defer end.Stop()
 	for {
 		select {
-		case <-end.C:
+		case <-quit:
 			return nil
 		case <-w.Ready():
 			if err := send(w.Take()); err != nil {
@@ -212,15 +251,15 @@ func watch(s *registry.Store, limits *watchLimits, stream grpc.ServerStream) err
 				return err
 			}
 			return toStatus(w.Err())
-		case <-ctx.Done():
-			return nil
 		}
 	}
 }
 
-// watchLimits caps open Watch streams, server-wide and per client, so that
-// no client can exhaust the apiserver's memory with watches. A client is a
-// connection (its peer address): kubelite has no per-request identity yet.
+// watchLimits caps open long-running streams (Watch and Logs), server-wide
+// and per client, so that no client can exhaust the apiserver's memory with
+// them. A client is a
+// host (its IP address, every connection from it together): kubelite has no
+// per-request identity yet.
 type watchLimits struct {
 	max, perClient int
 	timeout        time.Duration // --min-request-timeout
@@ -228,35 +267,50 @@ type watchLimits struct {
 	mu       sync.Mutex // guards total and byClient
 	total    int
 	byClient map[string]int
+	open     prometheus.Gauge // the streams holding a slot
 }
 
 func newWatchLimits(max, perClient int, timeout time.Duration) *watchLimits {
-	return &watchLimits{max: max, perClient: perClient, timeout: timeout, byClient: map[string]int{}}
+	return &watchLimits{max: max, perClient: perClient, timeout: timeout, byClient: map[string]int{},
+		open: prometheus.NewGauge(prometheus.GaugeOpts{Name: "apiserver_long_running_streams", Help: "Open Watch and Logs streams counted against the watch caps."})}
+}
+
+// clientHost names the calling client for the per-client cap: its host (IP
+// address), not its connection, since a client that opens more connections
+// must not get more watches. Clients behind one NAT or proxy share a cap.
+func clientHost(ctx context.Context) string {
+	p, ok := peer.FromContext(ctx)
+	if !ok || p.Addr == nil {
+		return "unknown"
+	}
+	if host, _, err := net.SplitHostPort(p.Addr.String()); err == nil {
+		return host
+	}
+	return p.Addr.String()
 }
 
 // acquire counts one more watch of the calling client, or refuses it with
 // ResourceExhausted naming the limit; release gives it back.
 func (l *watchLimits) acquire(ctx context.Context) (release func(), err error) {
-	client := "unknown"
-	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
-		client = p.Addr.String()
-	}
+	client := clientHost(ctx)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.max > 0 && l.total >= l.max {
-		return nil, status.Errorf(codes.ResourceExhausted, "too many watches: the apiserver serves at most %d (--max-watches); retry later", l.max)
+		return nil, status.Errorf(codes.ResourceExhausted, "too many watches: the apiserver serves at most %d watch and log streams (--max-watches); retry later", l.max)
 	}
 	if l.perClient > 0 && l.byClient[client] >= l.perClient {
-		return nil, status.Errorf(codes.ResourceExhausted, "too many watches from client %s: at most %d per client (--max-watches-per-client)", client, l.perClient)
+		return nil, status.Errorf(codes.ResourceExhausted, "too many watches from client %s: at most %d per client, watch and log streams together (--max-watches-per-client)", client, l.perClient)
 	}
 	l.total++
 	l.byClient[client]++
+	l.open.Inc()
 	var once sync.Once
 	return func() {
 		once.Do(func() {
 			l.mu.Lock()
 			defer l.mu.Unlock()
 			l.total--
+			l.open.Dec()
 			if l.byClient[client]--; l.byClient[client] == 0 {
 				delete(l.byClient, client)
 			}

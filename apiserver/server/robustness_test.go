@@ -5,8 +5,10 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
+	"regexp"
 	"runtime"
 	"strconv"
 	"strings"
@@ -14,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
@@ -267,8 +270,11 @@ func TestWatchCapsRefuseCleanlyAndMemoryStaysBounded(t *testing.T) {
 			t.Fatalf("refused watch: %v, want ResourceExhausted naming the per-client limit", err)
 		}
 	}
-	// A second client hits the server-wide cap.
-	other, err := client.New(s.Addr)
+	// A second client (another host: 127.0.0.2) hits the server-wide cap.
+	other, err := client.New(s.Addr, grpc.WithContextDialer(func(ctx context.Context, addr string) (net.Conn, error) {
+		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)}}
+		return d.DialContext(ctx, "tcp", addr)
+	}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -400,12 +406,16 @@ func TestEtcdNoSpaceIsReportedAndRecovers(t *testing.T) {
 	t.Logf("etcd full after %d pods: %v", len(created), err)
 	// Health says so (a write re-raises the alarm if recovery disarmed it
 	// while the data still fills the quota).
+	probes := 0
 	waitFor(t, "/healthz to report NOSPACE", func() bool {
 		code, body := healthz(t, s)
 		if code == http.StatusServiceUnavailable && strings.Contains(body, "etcd space exceeded") {
 			return true
 		}
-		_, _ = pods.Create(ctx(t), podWithEnv("probe", 256<<10))
+		// A new name each time: every probe is a write that can raise the
+		// alarm again.
+		probes++
+		_, _ = pods.Create(ctx(t), podWithEnv(fmt.Sprintf("probe-%d", probes), 256<<10))
 		return false
 	})
 
@@ -423,5 +433,156 @@ func TestEtcdNoSpaceIsReportedAndRecovers(t *testing.T) {
 	waitFor(t, "health to recover", func() bool { return healthOf(s) == healthpb.HealthCheckResponse_SERVING })
 	if code, body := healthz(t, s); code != http.StatusOK {
 		t.Errorf("/healthz = %d %s after recovery", code, body)
+	}
+}
+
+// TestEtcdNoSpaceStaysUnhealthyWhileTheLiveDataFillsTheQuota: when the
+// objects alone fill etcd, recovery neither disarms the alarm (the next
+// write would raise it again, after every informer was made to relist) nor
+// reports healthy: the apiserver stays unhealthy until objects are deleted.
+func TestEtcdNoSpaceStaysUnhealthyWhileTheLiveDataFillsTheQuota(t *testing.T) {
+	s := apiservertest.Start(t, apiservertest.Options{Metrics: true, Configure: func(c *server.Config) {
+		c.EtcdQuotaBackendBytes = 8 << 20
+		c.HealthCheckInterval = 100 * time.Millisecond
+	}})
+	// Write until etcd refuses every write for 5s in a row: whatever the
+	// recovery could reclaim (compaction, defragmentation) is reclaimed,
+	// and the live objects fill the quota.
+	pods := s.Client.Pods()
+	lastOK := time.Now()
+	for i := 0; time.Since(lastOK) < 5*time.Second; i++ {
+		if i == 5000 {
+			t.Fatal("etcd never stayed full")
+		}
+		_, err := pods.Create(ctx(t), podWithEnv(fmt.Sprintf("p%d", i), 64<<10))
+		if err == nil {
+			lastOK = time.Now()
+			continue
+		}
+		wantCode(t, err, codes.ResourceExhausted)
+		time.Sleep(200 * time.Millisecond)
+	}
+	// No writes from here: nothing but the recovery could clear the alarm.
+	for end := time.Now().Add(4 * time.Second); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
+		if st := healthOf(s); st != healthpb.HealthCheckResponse_NOT_SERVING {
+			code, body := healthz(t, s)
+			t.Fatalf("health = %v (/healthz %d %s) while the live data fills etcd's quota, want NOT_SERVING", st, code, body)
+		}
+	}
+	if code, body := healthz(t, s); code != http.StatusServiceUnavailable || !strings.Contains(body, "delete objects") {
+		t.Errorf("/healthz = %d %q, want 503 saying to delete objects", code, body)
+	}
+}
+
+// TestStreamsCountBeforeTheirRequestAndLogsCount: a client that opens
+// streams and never sends their request, and log streams, hold slots of the
+// per-client cap like watches do.
+func TestStreamsCountBeforeTheirRequestAndLogsCount(t *testing.T) {
+	s := apiservertest.Start(t, apiservertest.Options{Metrics: true, Configure: func(c *server.Config) { c.MaxWatchesPerClient = 3 }})
+	conn := s.Client.Conn()
+	// Two log streams and one watch, none of which ever sends its request.
+	for _, m := range []string{"/kubelite.v1.PodService/Logs", "/kubelite.v1.PodService/Logs", "/kubelite.v1.PodService/Watch"} {
+		st, err := conn.NewStream(ctx(t), &grpc.StreamDesc{ServerStreams: true, ClientStreams: true}, m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = st.CloseSend() }()
+	}
+	waitFor(t, "the three streams to hold their slots", func() bool { return metricValue(t, s, "apiserver_long_running_streams") == 3 })
+	w, err := s.Client.Pods().Watch(ctx(t), &v1.WatchRequest{})
+	if err == nil {
+		w.Stop()
+	}
+	if status.Code(err) != codes.ResourceExhausted {
+		t.Fatalf("a fourth stream: %v, want ResourceExhausted (three slots are held)", err)
+	}
+}
+
+// metricValue is the value of an unlabelled metric on /metrics (-1 if absent).
+func metricValue(t *testing.T, s *apiservertest.Server, name string) float64 {
+	resp, err := http.Get(s.MetricsURL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	for _, line := range strings.Split(string(body), "\n") {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			n, _ := strconv.ParseFloat(v, 64)
+			return n
+		}
+	}
+	return -1
+}
+
+// TestWatchOfAClientThatStopsReadingStillEnds: a client that stops reading
+// fills the flow-control windows and blocks the server's sends; the watch
+// must still end at its time limit and give its slot back.
+func TestWatchOfAClientThatStopsReadingStillEnds(t *testing.T) {
+	s := apiservertest.Start(t, apiservertest.Options{Configure: func(c *server.Config) {
+		c.MaxWatchesPerClient = 1
+		c.MinRequestTimeout = time.Second
+	}})
+	stalled, err := client.New(s.Addr, grpc.WithInitialWindowSize(64<<10), grpc.WithInitialConnWindowSize(64<<10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stalled.Close()
+	// No deadline: only the server may end this watch.
+	w, err := stalled.Pods().Watch(context.Background(), &v1.WatchRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	// Far more than the windows hold; the stalled client reads none of it.
+	for i := 0; i < 40; i++ {
+		if _, err := s.Client.Pods().Create(ctx(t), podWithEnv(fmt.Sprintf("big-%d", i), 64<<10)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The cap is one watch per client: a new watch of the same client goes
+	// through once the stalled one has ended on the server.
+	waitFor(t, "the stalled watch to end and free its slot", func() bool {
+		c, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		w2, err := stalled.Pods().Watch(c, &v1.WatchRequest{ResourceVersion: "0"})
+		if err != nil {
+			return false
+		}
+		w2.Stop()
+		return true
+	})
+}
+
+// TestPerClientWatchCapCoversEveryConnectionOfAHost: a client cannot get
+// around the per-client cap by opening more connections.
+func TestPerClientWatchCapCoversEveryConnectionOfAHost(t *testing.T) {
+	s := apiservertest.Start(t, apiservertest.Options{Configure: func(c *server.Config) { c.MaxWatchesPerClient = 2 }})
+	var open []*client.WatchStream[*v1.Pod]
+	defer func() {
+		for _, w := range open {
+			w.Stop()
+		}
+	}()
+	for i := 0; i < 3; i++ {
+		c, err := client.New(s.Addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		w, err := c.Pods().Watch(ctx(t), &v1.WatchRequest{ResourceVersion: "0"})
+		if i < 2 {
+			if err != nil {
+				t.Fatalf("watch %d: %v", i+1, err)
+			}
+			open = append(open, w)
+			continue
+		}
+		if status.Code(err) != codes.ResourceExhausted || !strings.Contains(err.Error(), "client 127.0.0.1") {
+			t.Fatalf("a third watch from the same host on a third connection: %v, want ResourceExhausted naming client 127.0.0.1", err)
+		}
+		if regexp.MustCompile(`127\.0\.0\.1:\d`).MatchString(err.Error()) {
+			t.Errorf("the refusal names a connection (%v), want the host", err)
+		}
 	}
 }

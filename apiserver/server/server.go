@@ -76,6 +76,11 @@ type Config struct {
 	// server-wide and per client connection (0: no cap).
 	MaxWatches          int
 	MaxWatchesPerClient int
+	// MaxStreamsPerConnection is HTTP/2's SETTINGS_MAX_CONCURRENT_STREAMS:
+	// a client's further calls on one connection wait for a free stream
+	// (default: MaxWatchesPerClient + 100, or 1100 without that cap;
+	// Kubernetes serves 1000 per connection).
+	MaxStreamsPerConnection int
 	// WatchCacheSize and WatchCacheBytes bound each resource's watch
 	// history, in events and in bytes.
 	WatchCacheSize  int
@@ -117,7 +122,7 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("--etcd-max-request-bytes %d: must be more than --max-request-bytes %d, so that what the apiserver accepts etcd accepts too", c.EtcdMaxRequestBytes, c.MaxRequestBytes)
 	}
 	for flag, v := range map[string]int64{"--etcd-quota-backend-bytes": c.EtcdQuotaBackendBytes, "--defrag-min-free-bytes": c.DefragMinFreeBytes,
-		"--max-watches": int64(c.MaxWatches), "--max-watches-per-client": int64(c.MaxWatchesPerClient), "--watch-cache-size": int64(c.WatchCacheSize),
+		"--max-watches": int64(c.MaxWatches), "--max-watches-per-client": int64(c.MaxWatchesPerClient), "--max-streams-per-connection": int64(c.MaxStreamsPerConnection), "--watch-cache-size": int64(c.WatchCacheSize),
 		"--watch-cache-bytes": c.WatchCacheBytes, "--min-request-timeout": int64(c.MinRequestTimeout),
 		"--health-check-interval": int64(c.HealthCheckInterval), "--health-check-timeout": int64(c.HealthCheckTimeout)} {
 		if v < 0 {
@@ -133,6 +138,12 @@ func (c *Config) setDefaults() {
 	}
 	if c.DefragMinFreeBytes == 0 {
 		c.DefragMinFreeBytes = 32 << 20
+	}
+	if c.MaxStreamsPerConnection == 0 {
+		c.MaxStreamsPerConnection = 1100
+		if c.MaxWatchesPerClient > 0 {
+			c.MaxStreamsPerConnection = c.MaxWatchesPerClient + 100
+		}
 	}
 	if c.MinRequestTimeout == 0 {
 		c.MinRequestTimeout = 5 * time.Minute
@@ -154,9 +165,9 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	cfg.setDefaults()
 	endpoints := cfg.EtcdEndpoints
-	maintEndpoints := endpoints
-	var defrag func(context.Context, string) error
 	var client *clientv3.Client
+	var maintLocal func(ctx context.Context) ([]registry.Member, error)
+	var maintCluster func(ctx context.Context) ([]registry.Member, func(), error)
 	if len(endpoints) == 0 {
 		e, err := StartEmbeddedEtcdMember(EtcdMember{DataDir: cfg.DataDir, ClientURL: cfg.EtcdClientURL, PeerURL: cfg.EtcdPeerURL,
 			AdvertiseClientURL: cfg.EtcdAdvertiseClientURL, AdvertisePeerURL: cfg.EtcdAdvertisePeerURL,
@@ -171,10 +182,7 @@ func Run(ctx context.Context, cfg Config) error {
 		// In-process calls: no socket and no serialisation between the
 		// apiserver and its own etcd. Others use the client URL.
 		client = v3client.New(e.Server)
-		// The in-process client reaches only its own member, whatever the
-		// endpoint.
-		maintEndpoints = []string{"embedded"}
-		defrag = func(context.Context, string) error { return e.Server.Defragment() }
+		maintLocal, maintCluster = embeddedMembers(client, e)
 	} else {
 		c, err := clientv3.New(clientv3.Config{
 			Endpoints:   endpoints,
@@ -187,6 +195,9 @@ func Run(ctx context.Context, cfg Config) error {
 			return fmt.Errorf("etcd client for %v: %w", endpoints, err)
 		}
 		client = c
+		members := registry.EndpointMembers(client, endpoints)
+		maintLocal = func(context.Context) ([]registry.Member, error) { return members, nil }
+		maintCluster = func(context.Context) ([]registry.Member, func(), error) { return members, func() {}, nil }
 	}
 	defer client.Close()
 	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
@@ -203,12 +214,15 @@ func Run(ctx context.Context, cfg Config) error {
 	if err := reg.WaitReady(ctx); err != nil {
 		return err
 	}
-	maint := &registry.Maintenance{Client: client, Endpoints: maintEndpoints, DefragMinFreeBytes: cfg.DefragMinFreeBytes, Defragment: defrag}
+	holder, _ := os.Hostname()
+	maint := &registry.Maintenance{Client: client, Local: maintLocal, Cluster: maintCluster, DefragMinFreeBytes: cfg.DefragMinFreeBytes,
+		Holder: holder + " " + cfg.Listen, LockWait: cfg.CompactionInterval / 2}
 	go registry.RunCompactor(regCtx, client, cfg.CompactionInterval, maint.DefragIfWorthwhile)
 
 	metrics := newMetrics()
 	gs := grpc.NewServer(
 		grpc.MaxRecvMsgSize(cfg.MaxRequestBytes),
+		grpc.MaxConcurrentStreams(uint32(cfg.MaxStreamsPerConnection)),
 		// Recovery first, so a panic anywhere below is caught.
 		grpc.ChainUnaryInterceptor(recoverUnary, metrics.unary),
 		grpc.ChainStreamInterceptor(recoverStream, metrics.stream),
@@ -216,12 +230,14 @@ func Run(ctx context.Context, cfg Config) error {
 	kubelets := newKubeletDialer()
 	defer kubelets.close()
 	limits := newWatchLimits(cfg.MaxWatches, cfg.MaxWatchesPerClient, cfg.MinRequestTimeout)
+	metrics.registry.MustRegister(limits.open)
 	for _, k := range api.Kinds {
 		gs.RegisterService(serviceDesc(reg, kubelets, limits, reg.Store(k.Kind)), struct{}{})
 	}
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(gs, hs)
-	checker := &etcdHealth{client: client, maint: maint, interval: cfg.HealthCheckInterval, timeout: cfg.HealthCheckTimeout, hs: hs}
+	checker := &etcdHealth{client: client, maint: maint, interval: cfg.HealthCheckInterval, timeout: cfg.HealthCheckTimeout, hs: hs,
+		defragmenting: func() bool { return maint.Defragmenting(cfg.HealthCheckTimeout) }}
 	reflection.Register(gs)
 
 	lis, err := net.Listen("tcp", cfg.Listen)
@@ -270,6 +286,46 @@ func Run(ctx context.Context, cfg Config) error {
 		gs.Stop()
 	}
 	return nil
+}
+
+// embeddedMembers are the members an apiserver with an embedded etcd looks
+// after: after each compaction period its own (every apiserver of a cluster
+// checks its own member; the maintenance lock keeps them one at a time),
+// and on NOSPACE every member of the cluster, reached by its client URL.
+func embeddedMembers(client *clientv3.Client, e *embed.Etcd) (local func(context.Context) ([]registry.Member, error), cluster func(context.Context) ([]registry.Member, func(), error)) {
+	own := registry.Member{
+		Name: "embedded " + e.Config().Name,
+		Status: func(ctx context.Context) (*clientv3.StatusResponse, error) {
+			ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			defer cancel()
+			// The in-process client reaches only its own member, whatever the endpoint.
+			return client.Status(ctx, "embedded")
+		},
+		Defragment: func(context.Context) error { return e.Server.Defragment() },
+	}
+	local = func(context.Context) ([]registry.Member, error) { return []registry.Member{own}, nil }
+	cluster = func(ctx context.Context) ([]registry.Member, func(), error) {
+		ml, err := client.MemberList(ctx)
+		if err != nil {
+			return nil, nil, err
+		}
+		if len(ml.Members) <= 1 {
+			return []registry.Member{own}, func() {}, nil
+		}
+		var urls []string
+		for _, m := range ml.Members {
+			if len(m.ClientURLs) == 0 {
+				return nil, nil, fmt.Errorf("etcd member %s (%x) has no client URL yet", m.Name, m.ID)
+			}
+			urls = append(urls, m.ClientURLs[0])
+		}
+		c, err := clientv3.New(clientv3.Config{Endpoints: urls, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+		if err != nil {
+			return nil, nil, fmt.Errorf("etcd client for members %v: %w", urls, err)
+		}
+		return registry.EndpointMembers(c, urls), func() { _ = c.Close() }, nil
+	}
+	return local, cluster
 }
 
 // StartEmbeddedEtcd starts a single-member etcd in dataDir and waits until

@@ -81,6 +81,7 @@ func (i *Informer[T]) Run(ctx context.Context) {
 	backoff := watchBackoff
 	needList := true
 	for ctx.Err() == nil {
+		cycle := time.Now() // a list-then-watch cycle starts
 		if needList {
 			if err := i.relist(ctx); err != nil {
 				d := backoff.Step()
@@ -97,13 +98,24 @@ func (i *Informer[T]) Run(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
-		if events > 0 || time.Since(start) >= minHealthyWatch {
+		healthy := events > 0 || time.Since(start) >= minHealthyWatch
+		if healthy {
 			backoff = watchBackoff
 		}
 		if IsTooOld(err) {
-			// Too old or too new a resourceVersion: relist at once.
-			slog.Info("informer: relisting", "resource", i.res.kind.Resource, "reason", Message(err))
+			// Too old or too new a resourceVersion: relist. At once after a
+			// healthy cycle; after one that was short and delivered nothing
+			// (e.g. a write burst outruns the watch cache as fast as the
+			// informer relists) only after the back-off, as client-go's
+			// reflector waits on its backoff manager before each relist.
 			needList = true
+			if !healthy && time.Since(cycle) < minHealthyWatch {
+				d := backoff.Step()
+				slog.Info("informer: relisting after a back-off", "resource", i.res.kind.Resource, "reason", Message(err), "retry_in", d)
+				i.sleep(ctx, d)
+				continue
+			}
+			slog.Info("informer: relisting", "resource", i.res.kind.Resource, "reason", Message(err))
 			continue
 		}
 		d := backoff.Step()

@@ -12,6 +12,8 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/kubelite/kubelite/apiserver/apiservertest"
 	"github.com/kubelite/kubelite/apiserver/server"
@@ -164,8 +166,8 @@ func TestInformerBackOffResetsAfterHealthyWatches(t *testing.T) {
 	mu.Lock()
 	defer mu.Unlock()
 	for i, d := range delays {
-		if d >= 200*time.Millisecond {
-			t.Errorf("re-watch %d waited %v after a watch that lasted a second, want the base delay (100-150ms); all: %v", i+1, d, delays)
+		if d < 100*time.Millisecond || d >= 200*time.Millisecond {
+			t.Errorf("re-watch %d waited %v after a watch that lasted a second, want the base delay (100-150ms; less would be a hot loop); all: %v", i+1, d, delays)
 		}
 	}
 }
@@ -298,4 +300,56 @@ func TestInformersRelistAfterTheWatchCacheOverflows(t *testing.T) {
 	if got := lists.Load(); got < 2 {
 		t.Errorf("the informer listed %d times, want a relist after the overflow", got)
 	}
+}
+
+// TestInformerBacksOffBetweenRelistsThatAreAtOnceTooOld: when every watch
+// is at once "too old" (a write burst outrunning the watch cache), the
+// informer must not relist in a tight loop: it waits a growing back-off.
+func TestInformerBacksOffBetweenRelistsThatAreAtOnceTooOld(t *testing.T) {
+	s := apiservertest.Start(t, apiservertest.Options{})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var lists atomic.Int64
+	countLists := grpc.WithUnaryInterceptor(func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+		if strings.HasSuffix(method, "/List") {
+			lists.Add(1)
+		}
+		return invoker(ctx, method, req, reply, cc, opts...)
+	})
+	tooOld := grpc.WithStreamInterceptor(func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
+		if strings.HasSuffix(method, "/Watch") {
+			return nil, status.Error(codes.OutOfRange, "too old resource version")
+		}
+		return streamer(ctx, desc, cc, method, opts...)
+	})
+	c, err := client.New(s.Addr, countLists, tooOld)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	inf := client.NewInformer(c.Pods(), nil)
+	var mu sync.Mutex
+	var delays []time.Duration
+	client.SetOnSleep(inf, func(d time.Duration) { mu.Lock(); delays = append(delays, d); mu.Unlock() })
+	go inf.Run(ctx)
+	if !inf.WaitForSync(ctx) {
+		t.Fatal("informer never synced")
+	}
+	time.Sleep(2 * time.Second)
+	cancel()
+	mu.Lock()
+	defer mu.Unlock()
+	n := lists.Load()
+	if len(delays) < int(n)-1 {
+		t.Errorf("%d relists but only %d back-off waits (%v): relists come in a tight loop", n, len(delays), delays)
+	}
+	for k, d := range delays {
+		if d < 50*time.Millisecond {
+			t.Errorf("wait %d before a relist was %v, want at least the base back-off (100ms, jitter only adds)", k+1, d)
+		}
+	}
+	if n > 15 {
+		t.Errorf("%d lists in 2s, want a few (100ms doubling back-off)", n)
+	}
+	t.Logf("%d lists in 2s, waits %v", n, delays)
 }
