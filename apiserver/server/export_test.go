@@ -8,3 +8,12 @@ func SetWatchHook(f func(resource string)) {
 	}
 	watchHook.Store(&f)
 }
+
+// SetSendHook sets (nil: clears) a function run before each watch event is sent.
+func SetSendHook(f func(resource string)) {
+	if f == nil {
+		sendHook.Store(nil)
+		return
+	}
+	sendHook.Store(&f)
+}

@@ -165,6 +165,9 @@ func serviceDesc(reg *registry.Registry, kubelets *kubeletDialer, limits *watchL
 // watchHook, when set (tests only), runs at the start of every Watch.
 var watchHook atomic.Pointer[func(resource string)]
 
+// sendHook, when set (tests only), runs before each watch event is sent.
+var sendHook atomic.Pointer[func(resource string)]
+
 // watch serves one Watch stream from the store's watch cache.
 func watch(s *registry.Store, limits *watchLimits, stream grpc.ServerStream) error {
 	k := s.Kind()
@@ -202,7 +205,7 @@ func watch(s *registry.Store, limits *watchLimits, stream grpc.ServerStream) err
 	// cancels the stream, which unblocks the sender).
 	quit := make(chan struct{})
 	sent := make(chan error, 1)
-	go func() { sent <- sendEvents(stream, k, w, quit) }()
+	go func() { sent <- sendEventsRecovered(stream, k, w, quit) }()
 	// Like the Kubernetes apiserver (--min-request-timeout), end every watch
 	// after a random one to two timeouts: clients resume from their last
 	// resourceVersion, and no stream stays wedged for ever.
@@ -219,6 +222,19 @@ func watch(s *registry.Store, limits *watchLimits, stream grpc.ServerStream) err
 	}
 }
 
+// sendEventsRecovered is sendEvents in its own goroutine, where the stream
+// interceptor's recover does not reach: a panic ends this stream with
+// Internal, logged with its stack, and every other stream carries on.
+func sendEventsRecovered(stream grpc.ServerStream, k *api.Kind, w *registry.Watcher, quit <-chan struct{}) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			slog.Error("panic in watch sender", "resource", k.Resource, "panic", p, "stack", string(debug.Stack()))
+			err = status.Errorf(codes.Internal, "internal error in the %s watch", k.Resource)
+		}
+	}()
+	return sendEvents(stream, k, w, quit)
+}
+
 // sendEvents sends a watcher's initial and queued events until it stops
 // (its error ends the stream), sending fails, or quit is closed.
 func sendEvents(stream grpc.ServerStream, k *api.Kind, w *registry.Watcher, quit <-chan struct{}) error {
@@ -228,6 +244,9 @@ func sendEvents(stream grpc.ServerStream, k *api.Kind, w *registry.Watcher, quit
 			case <-quit:
 				return nil
 			default:
+			}
+			if hook := sendHook.Load(); hook != nil {
+				(*hook)(k.Resource)
 			}
 			if err := stream.SendMsg(api.WatchEvent(k, ev.Type, ev.Object)); err != nil {
 				return err

@@ -157,6 +157,35 @@ func TestPanicInAStreamIsRecovered(t *testing.T) {
 	}
 }
 
+func TestPanicWhileSendingAWatchEventIsRecovered(t *testing.T) {
+	s := apiservertest.Start(t, apiservertest.Options{})
+	if _, err := s.Client.Pods().Create(ctx(t), pod("a", nil)); err != nil {
+		t.Fatal(err)
+	}
+	server.SetSendHook(func(resource string) {
+		if resource == "pods" {
+			panic("test: sending a watch event panics")
+		}
+	})
+	defer server.SetSendHook(nil)
+	w, err := s.Client.Pods().Watch(ctx(t), &v1.WatchRequest{})
+	if err == nil {
+		defer w.Stop()
+		_, _, err = w.Recv()
+	}
+	wantCode(t, err, codes.Internal)
+	// The apiserver still serves, streams included.
+	server.SetSendHook(nil)
+	w2, err := s.Client.Pods().Watch(ctx(t), &v1.WatchRequest{})
+	if err != nil {
+		t.Fatalf("watch after a panic: %v", err)
+	}
+	defer w2.Stop()
+	if typ, p, err := w2.Recv(); err != nil || typ != "ADDED" || p.Metadata.Name != "a" {
+		t.Errorf("first event = %s %v %v, want ADDED a", typ, p, err)
+	}
+}
+
 func TestObjectOverTheSizeLimitIsInvalidAndNotStored(t *testing.T) {
 	s := apiservertest.Start(t, apiservertest.Options{})
 	pods := s.Client.Pods()
