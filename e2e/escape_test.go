@@ -22,7 +22,7 @@ spec:
   terminationGracePeriodSeconds: 5
   containers:
   - name: main
-    command: [sh, -c, "setsid sh -c 'echo $$ > %[1]s.tmp; mv %[1]s.tmp %[1]s; exec sleep 1000' </dev/null >/dev/null 2>&1 & exec sleep 1000"]
+    command: [sh, -c, "(setsid sh -c 'echo $$ > %[1]s.tmp; mv %[1]s.tmp %[1]s; exec sleep 1000' </dev/null >/dev/null 2>&1 &); exec sleep 1000"]
 `, pidFile)
 	c.applyText(t, manifest)
 	var pid int
@@ -38,6 +38,12 @@ spec:
 	})
 	if sid := sessionOf(pid); sid != pid {
 		t.Fatalf("the grandchild %d is not in a session of its own (sid %d): the test proves nothing", pid, sid)
+	}
+	// A true double fork: the subshell that started it has exited, so the
+	// grandchild is an orphan reparented to the shim (its subreaper), out of
+	// the main process's group and session.
+	if parent := commOf(ppidOf(pid)); parent != "kubelet-shim" {
+		t.Fatalf("the grandchild %d's parent is %q, want kubelet-shim (an orphan of the double fork)", pid, parent)
 	}
 	c.kubectl("delete", "pod", "escaper")
 	waitFor(t, "the pod to be gone", func() bool {
@@ -117,4 +123,25 @@ spec:
 	if !strings.Contains(js, `"exitCode": 5`) {
 		t.Errorf("the restarted kubelet reported another exit than the main process's 5:\n%s", js)
 	}
+}
+
+// ppidOf reads field 4 of /proc/<pid>/stat (counted after the last ')').
+func ppidOf(pid int) int {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	if len(f) < 2 {
+		return 0
+	}
+	n, _ := strconv.Atoi(f[1])
+	return n
+}
+
+// commOf reads /proc/<pid>/comm.
+func commOf(pid int) string {
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
+	return strings.TrimSpace(string(b))
 }

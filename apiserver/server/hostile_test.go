@@ -143,6 +143,11 @@ func TestHostileInputsAreRefusedAndNothingIsWritten(t *testing.T) {
 		{"workingDir with ..", "/registry/pods/default/workdir", func(ctx context.Context) error {
 			return pods(ctx, hostilePod("workdir", func(p *v1.Pod) { p.Spec.Containers[0].WorkingDir = "../../../etc" }))
 		}, "spec.containers[0].workingDir"},
+		{"claimName ../x", "/registry/pods/default/claimname", func(ctx context.Context) error {
+			return pods(ctx, hostilePod("claimname", func(p *v1.Pod) {
+				p.Spec.Volumes = []*v1.Volume{{Name: "v", PersistentVolumeClaim: &v1.PersistentVolumeClaimVolumeSource{ClaimName: "../x"}}}
+			}))
+		}, "spec.volumes[0].persistentVolumeClaim.claimName"},
 		{"mountPath with ..", "/registry/pods/default/mountpath", func(ctx context.Context) error {
 			return pods(ctx, hostilePod("mountpath", func(p *v1.Pod) {
 				p.Spec.Volumes = []*v1.Volume{{Name: "v", EmptyDir: &v1.EmptyDirVolumeSource{}}}
