@@ -48,8 +48,12 @@ pod_story() { # pod_story KUBECTL...
 COMPOSE_PROJECT_NAME=kubelite-e2e KUBELITE_API_PORT=16443 KUBELITE_ETCD_PORT=12379 scripts/compose-up.sh | grep "compose-up:"
 K=(bin/kubectl-lite --server 127.0.0.1:16443)
 pod_story "${K[@]}"
-bin/etcdctl-lite --endpoints 127.0.0.1:12379 get --prefix --keys-only /registry/nodes | grep -q node-1 || fail "etcdctl-lite cannot read the keys"
-docker-compose $basic exec -T node-1 /bin/kubectl-lite --server apiserver:6443 get nodes | grep -q node-2 || fail "kubectl-lite inside a container"
+# Output is captured before it is searched: under pipefail, "cmd | grep -q"
+# fails when grep exits at its first match and cmd then dies of SIGPIPE.
+keys=$(bin/etcdctl-lite --endpoints 127.0.0.1:12379 get --prefix --keys-only /registry/nodes) || fail "etcdctl-lite cannot read the keys: $keys"
+grep -q node-1 <<<"$keys" || fail "etcdctl-lite does not list node-1: $keys"
+nodes=$(docker-compose $basic exec -T node-1 /bin/kubectl-lite --server apiserver:6443 get nodes) || fail "kubectl-lite inside a container: $nodes"
+grep -q node-2 <<<"$nodes" || fail "kubectl-lite inside a container does not list node-2: $nodes"
 docker-compose $basic down -v >/dev/null 2>&1
 
 # --- highly available ---------------------------------------------------
