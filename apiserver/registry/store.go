@@ -275,44 +275,34 @@ func (s *Store) List(ctx context.Context, sel *api.Selector) ([]api.Object, int6
 		ns = sel.Namespace
 	}
 	prefix := s.kind.KeyPrefix(s.opts.Prefix, ns)
-	end := clientv3.GetPrefixRangeEnd(prefix)
 	var out []api.Object
-	var rev int64
-	key := prefix
-	for {
-		opts := []clientv3.OpOption{clientv3.WithRange(end), clientv3.WithLimit(listPageSize)}
-		if rev != 0 {
-			opts = append(opts, clientv3.WithRev(rev))
+	rev, err := s.eachObject(ctx, prefix, func(_ string, o api.Object) {
+		if sel.Matches(o) {
+			out = append(out, o)
 		}
-		resp, err := s.client.Get(ctx, key, opts...)
-		if err != nil {
-			return nil, 0, err
-		}
-		if rev == 0 {
-			rev = resp.Header.Revision
-		}
-		for _, kv := range resp.Kvs {
-			o, err := s.decode(kv.Value, kv.ModRevision)
-			if err != nil {
-				s.decodeFailed(string(kv.Key), err)
-				continue
-			}
-			if sel.Matches(o) {
-				out = append(out, o)
-			}
-		}
-		if !resp.More || len(resp.Kvs) == 0 {
-			return out, rev, nil
-		}
-		key = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
+	})
+	if err != nil {
+		return nil, 0, err
 	}
+	return out, rev, nil
 }
 
 // listAll reads every object under prefix at one revision, by key, for the
 // watch cache; undecodable values are skipped as List skips them.
 func (s *Store) listAll(ctx context.Context, prefix string) (map[string]api.Object, int64, error) {
-	end := clientv3.GetPrefixRangeEnd(prefix)
 	out := map[string]api.Object{}
+	rev, err := s.eachObject(ctx, prefix, func(key string, o api.Object) { out[key] = o })
+	if err != nil {
+		return nil, 0, err
+	}
+	return out, rev, nil
+}
+
+// eachObject calls f with every object under prefix, read page by page at
+// one etcd revision, which it returns. A value that cannot be decoded is
+// skipped, logged and counted, so one bad key never fails a whole kind.
+func (s *Store) eachObject(ctx context.Context, prefix string, f func(key string, o api.Object)) (int64, error) {
+	end := clientv3.GetPrefixRangeEnd(prefix)
 	var rev int64
 	key := prefix
 	for {
@@ -322,7 +312,7 @@ func (s *Store) listAll(ctx context.Context, prefix string) (map[string]api.Obje
 		}
 		resp, err := s.client.Get(ctx, key, opts...)
 		if err != nil {
-			return nil, 0, err
+			return 0, err
 		}
 		if rev == 0 {
 			rev = resp.Header.Revision
@@ -333,10 +323,10 @@ func (s *Store) listAll(ctx context.Context, prefix string) (map[string]api.Obje
 				s.decodeFailed(string(kv.Key), err)
 				continue
 			}
-			out[string(kv.Key)] = o
+			f(string(kv.Key), o)
 		}
 		if !resp.More || len(resp.Kvs) == 0 {
-			return out, rev, nil
+			return rev, nil
 		}
 		key = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
 	}
