@@ -288,13 +288,7 @@ func (gc *Collector) foreground(ctx context.Context, owner api.Object) error {
 func (gc *Collector) dropFinalizer(ctx context.Context, o api.Object, f string) error {
 	upd := proto.Clone(o).(api.Object)
 	m := upd.GetMetadata()
-	var keep []string
-	for _, x := range m.Finalizers {
-		if x != f {
-			keep = append(keep, x)
-		}
-	}
-	m.Finalizers = keep
+	m.Finalizers = api.WithoutFinalizer(m.Finalizers, f)
 	_, err := client.Dynamic(gc.c, api.KindOf(o)).Update(ctx, upd)
 	if client.IsNotFound(err) {
 		return nil

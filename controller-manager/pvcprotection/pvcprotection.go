@@ -6,6 +6,8 @@
 package pvcprotection
 
 import (
+	"slices"
+
 	"context"
 	"log/slog"
 
@@ -54,12 +56,7 @@ func NeedsCheck(cl *v1.PersistentVolumeClaim) bool {
 	if cl.GetMetadata().GetDeletionTimestamp() == nil {
 		return false
 	}
-	for _, f := range cl.GetMetadata().GetFinalizers() {
-		if f == api.FinalizerPVCProtection {
-			return true
-		}
-	}
-	return false
+	return slices.Contains(cl.GetMetadata().GetFinalizers(), api.FinalizerPVCProtection)
 }
 
 // ClaimsOf lists the claims a pod names in its volumes (a StatefulSet's
@@ -118,13 +115,7 @@ func (pc *Controller) sync(ctx context.Context, key string) error {
 		return nil
 	}
 	upd := proto.Clone(cached).(*v1.PersistentVolumeClaim)
-	var keep []string
-	for _, f := range upd.Metadata.Finalizers {
-		if f != api.FinalizerPVCProtection {
-			keep = append(keep, f)
-		}
-	}
-	upd.Metadata.Finalizers = keep
+	upd.Metadata.Finalizers = api.WithoutFinalizer(upd.Metadata.Finalizers, api.FinalizerPVCProtection)
 	if _, err := pc.c.PersistentVolumeClaims().Update(ctx, upd); err != nil {
 		if client.IsNotFound(err) {
 			return nil

@@ -196,3 +196,15 @@ func IsPodTerminal(p *v1.Pod) bool {
 	ph := p.GetStatus().GetPhase()
 	return ph == "Succeeded" || ph == "Failed"
 }
+
+// WithoutFinalizer returns finalizers without f, for an update that lets go
+// of it (the caller updates a copy, never a cached object).
+func WithoutFinalizer(finalizers []string, f string) []string {
+	var keep []string
+	for _, x := range finalizers {
+		if x != f {
+			keep = append(keep, x)
+		}
+	}
+	return keep
+}

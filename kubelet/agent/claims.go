@@ -278,13 +278,7 @@ func (m *claimManager) cleanup(ctx context.Context, key string) error {
 		return fmt.Errorf("claim %s: remove folder: %w", key, err)
 	}
 	upd := proto.Clone(c).(*v1.PersistentVolumeClaim)
-	var keep []string
-	for _, f := range upd.Metadata.Finalizers {
-		if f != api.FinalizerClaimFolder {
-			keep = append(keep, f)
-		}
-	}
-	upd.Metadata.Finalizers = keep
+	upd.Metadata.Finalizers = api.WithoutFinalizer(upd.Metadata.Finalizers, api.FinalizerClaimFolder)
 	if _, err := m.k.c.PersistentVolumeClaims().Update(ctx, upd); err != nil && !client.IsNotFound(err) {
 		return fmt.Errorf("claim %s: remove finalizer: %s", key, client.Message(err))
 	}
@@ -299,13 +293,7 @@ func (m *claimManager) cleanup(ctx context.Context, key string) error {
 // pod's worker is still killing its processes. A pod still waiting in
 // ContainerCreating does not count: it waits for this very claim to go.
 func (k *Kubelet) podUsesClaim(ns, name string) bool {
-	k.mu.Lock()
-	workers := make([]*podWorker, 0, len(k.workers))
-	for _, w := range k.workers {
-		workers = append(workers, w)
-	}
-	k.mu.Unlock()
-	for _, w := range workers {
+	for _, w := range k.workerList() {
 		pod, _ := w.snapshot()
 		if pod.Metadata.Namespace != ns || (w.claimsChecked.Load() && !w.claimsInUse.Load()) {
 			continue
@@ -321,13 +309,7 @@ func (k *Kubelet) podUsesClaim(ns, name string) bool {
 
 // wakePodsUsing pokes the workers of pods that name the claim.
 func (k *Kubelet) wakePodsUsing(ns, name string) {
-	k.mu.Lock()
-	workers := make([]*podWorker, 0, len(k.workers))
-	for _, w := range k.workers {
-		workers = append(workers, w)
-	}
-	k.mu.Unlock()
-	for _, w := range workers {
+	for _, w := range k.workerList() {
 		pod, _ := w.snapshot()
 		if pod.Metadata.Namespace != ns {
 			continue
@@ -408,4 +390,15 @@ func claimRetryAfter(err error, started bool, last time.Duration) (wait time.Dur
 		return 0, true
 	}
 	return min(max(2*last, 500*time.Millisecond), claimRetryMax), false
+}
+
+// workerList is a snapshot of the pod workers, read outside k.mu.
+func (k *Kubelet) workerList() []*podWorker {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	workers := make([]*podWorker, 0, len(k.workers))
+	for _, w := range k.workers {
+		workers = append(workers, w)
+	}
+	return workers
 }
