@@ -442,24 +442,32 @@ func (s *Store) Watch(ctx context.Context, sel *api.Selector, resourceVersion st
 	if rv < 0 {
 		w.initial = c.snapshot(sel)
 		w.after = c.rev
-	} else {
-		if rv < c.fromRev {
-			return nil, newError(ErrTooOld, "too old resource version: %d (%d)", rv, c.fromRev+1)
-		}
-		w.after = rv
-		for _, ch := range c.history[c.head:] {
-			if ch.rev > w.after {
-				if ev, ok := w.translate(ch); ok {
-					w.initial = append(w.initial, ev)
-				}
+		c.watchers[w] = struct{}{}
+		return w, nil
+	}
+	return w, c.resumeLocked(w, rv)
+}
+
+// resumeLocked starts w after revision rv: the history after rv becomes
+// part of its initial events, and it is registered for what follows. A
+// revision older than the history is too old. c.mu is held.
+func (c *watchCache) resumeLocked(w *Watcher, rv int64) error {
+	if rv < c.fromRev {
+		return newError(ErrTooOld, "too old resource version: %d (%d)", rv, c.fromRev+1)
+	}
+	w.after = rv
+	for _, ch := range c.history[c.head:] {
+		if ch.rev > rv {
+			if ev, ok := w.translate(ch); ok {
+				w.initial = append(w.initial, ev)
 			}
 		}
-		if c.rev > w.after {
-			w.after = c.rev
-		}
+	}
+	if c.rev > w.after {
+		w.after = c.rev
 	}
 	c.watchers[w] = struct{}{}
-	return w, nil
+	return nil
 }
 
 // snapshot is the cache's current state as ADDED events, in key order.
@@ -492,21 +500,9 @@ func (s *Store) watchFromList(ctx context.Context, w *Watcher) (*Watcher, error)
 	c := s.cache
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if rev < c.fromRev {
-		return nil, newError(ErrTooOld, "too old resource version: %d (%d)", rev, c.fromRev+1)
+	if err := c.resumeLocked(w, rev); err != nil {
+		return nil, err
 	}
-	w.after = rev
-	for _, ch := range c.history[c.head:] {
-		if ch.rev > rev {
-			if ev, ok := w.translate(ch); ok {
-				w.initial = append(w.initial, ev)
-			}
-		}
-	}
-	if c.rev > w.after {
-		w.after = c.rev
-	}
-	c.watchers[w] = struct{}{}
 	return w, nil
 }
 
