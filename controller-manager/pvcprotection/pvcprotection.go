@@ -61,15 +61,7 @@ func NeedsCheck(cl *v1.PersistentVolumeClaim) bool {
 
 // ClaimsOf lists the claims a pod names in its volumes (a StatefulSet's
 // pod names its generated claims there too).
-func ClaimsOf(p *v1.Pod) []string {
-	var out []string
-	for _, v := range p.GetSpec().GetVolumes() {
-		if c := v.GetPersistentVolumeClaim(); c != nil && c.ClaimName != "" {
-			out = append(out, c.ClaimName)
-		}
-	}
-	return out
-}
+func ClaimsOf(p *v1.Pod) []string { return api.PodClaimNames(p) }
 
 // UsedBy returns the pods among pods that use the claim: same namespace,
 // a volume naming it. Every pod counts, whatever its phase, scheduled or
@@ -77,14 +69,8 @@ func ClaimsOf(p *v1.Pod) []string {
 func UsedBy(cl *v1.PersistentVolumeClaim, pods []*v1.Pod) []*v1.Pod {
 	var out []*v1.Pod
 	for _, p := range pods {
-		if p.GetMetadata().GetNamespace() != cl.GetMetadata().GetNamespace() {
-			continue
-		}
-		for _, name := range ClaimsOf(p) {
-			if name == cl.GetMetadata().GetName() {
-				out = append(out, p)
-				break
-			}
+		if api.PodUsesClaim(p, cl.GetMetadata().GetNamespace(), cl.GetMetadata().GetName()) {
+			out = append(out, p)
 		}
 	}
 	return out

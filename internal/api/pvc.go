@@ -1,6 +1,8 @@
 package api
 
 import (
+	"slices"
+
 	"fmt"
 	"strconv"
 
@@ -208,4 +210,20 @@ func shorten(s string) string {
 		return s
 	}
 	return s[:37] + "..."
+}
+
+// PodClaimNames lists the claims a pod names in its volumes.
+func PodClaimNames(p *v1.Pod) []string {
+	var out []string
+	for _, v := range p.GetSpec().GetVolumes() {
+		if c := v.GetPersistentVolumeClaim(); c != nil && c.ClaimName != "" {
+			out = append(out, c.ClaimName)
+		}
+	}
+	return out
+}
+
+// PodUsesClaim reports whether the pod names claim ns/name in its volumes.
+func PodUsesClaim(p *v1.Pod, ns, name string) bool {
+	return p.GetMetadata().GetNamespace() == ns && slices.Contains(PodClaimNames(p), name)
 }

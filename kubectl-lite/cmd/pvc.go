@@ -55,11 +55,8 @@ func claimUsers(g *globals, c *client.Client, cl *v1.PersistentVolumeClaim) ([]s
 	}
 	var out []string
 	for _, p := range pods {
-		for _, v := range p.GetSpec().GetVolumes() {
-			if v.GetPersistentVolumeClaim().GetClaimName() == cl.Metadata.Name {
-				out = append(out, p.Metadata.Name)
-				break
-			}
+		if api.PodUsesClaim(p, cl.Metadata.Namespace, cl.Metadata.Name) {
+			out = append(out, p.Metadata.Name)
 		}
 	}
 	sort.Strings(out)

@@ -1,6 +1,8 @@
 package agent
 
 import (
+	"slices"
+
 	"context"
 	"errors"
 	"fmt"
@@ -109,15 +111,7 @@ func ClaimDir(volumeDir, namespace, claim string) (string, error) {
 }
 
 // podClaims lists the claims a pod's volumes name.
-func podClaims(pod *v1.Pod) []string {
-	var out []string
-	for _, v := range pod.GetSpec().GetVolumes() {
-		if c := v.GetPersistentVolumeClaim(); c != nil {
-			out = append(out, c.ClaimName)
-		}
-	}
-	return out
-}
+func podClaims(pod *v1.Pod) []string { return api.PodClaimNames(pod) }
 
 // errClaimNotReady: the pod must wait (claim missing or being deleted).
 var errClaimNotReady = errors.New("claim not ready")
@@ -159,16 +153,7 @@ func (m *claimManager) mount(ctx context.Context, pod *v1.Pod) error {
 }
 
 func isBound(c *v1.PersistentVolumeClaim) bool {
-	return c.GetStatus().GetPhase() == "Bound" && c.Metadata.Annotations[api.AnnSelectedNode] != "" && hasString(c.Metadata.Finalizers, api.FinalizerClaimFolder)
-}
-
-func hasString(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
+	return c.GetStatus().GetPhase() == "Bound" && c.Metadata.Annotations[api.AnnSelectedNode] != "" && slices.Contains(c.Metadata.Finalizers, api.FinalizerClaimFolder)
 }
 
 // bind marks a claim as this node's (unless another node bound it: the
@@ -191,7 +176,7 @@ func (m *claimManager) bind(ctx context.Context, ns, name string) error {
 		if upd.Metadata.Annotations[api.AnnSelectedNode] == "" {
 			upd.Metadata.Annotations[api.AnnSelectedNode] = m.k.cfg.NodeName
 		}
-		if !hasString(upd.Metadata.Finalizers, api.FinalizerClaimFolder) {
+		if !slices.Contains(upd.Metadata.Finalizers, api.FinalizerClaimFolder) {
 			upd.Metadata.Finalizers = append(upd.Metadata.Finalizers, api.FinalizerClaimFolder)
 		}
 		if !proto.Equal(upd, c) {
@@ -295,13 +280,11 @@ func (m *claimManager) cleanup(ctx context.Context, key string) error {
 func (k *Kubelet) podUsesClaim(ns, name string) bool {
 	for _, w := range k.workerList() {
 		pod, _ := w.snapshot()
-		if pod.Metadata.Namespace != ns || (w.claimsChecked.Load() && !w.claimsInUse.Load()) {
+		if w.claimsChecked.Load() && !w.claimsInUse.Load() {
 			continue
 		}
-		for _, c := range podClaims(pod) {
-			if c == name {
-				return true
-			}
+		if api.PodUsesClaim(pod, ns, name) {
+			return true
 		}
 	}
 	return false
@@ -310,15 +293,9 @@ func (k *Kubelet) podUsesClaim(ns, name string) bool {
 // wakePodsUsing pokes the workers of pods that name the claim.
 func (k *Kubelet) wakePodsUsing(ns, name string) {
 	for _, w := range k.workerList() {
-		pod, _ := w.snapshot()
-		if pod.Metadata.Namespace != ns {
-			continue
-		}
-		for _, c := range podClaims(pod) {
-			if c == name {
-				w.claimEvent.Store(true)
-				w.poke()
-			}
+		if pod, _ := w.snapshot(); api.PodUsesClaim(pod, ns, name) {
+			w.claimEvent.Store(true)
+			w.poke()
 		}
 	}
 }
