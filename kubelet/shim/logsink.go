@@ -350,16 +350,7 @@ func killVerified(p proc, self int) bool {
 // procPpid reads the parent pid (field 4) of /proc/<pid>/stat; -1 if the
 // process is gone.
 func procPpid(pid int) int {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return -1
-	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return -1
-	}
-	f := strings.Fields(s[i+1:])
+	f := procStatFields(pid)
 	if len(f) < 2 {
 		return -1
 	}

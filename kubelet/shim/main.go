@@ -384,21 +384,28 @@ func reap(pid int) syscall.WaitStatus {
 
 // procStartTime reads field 22 of /proc/<pid>/stat (start time in ticks).
 func procStartTime(pid int) uint64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return 0
-	}
-	f := strings.Fields(s[i+1:])
+	f := procStatFields(pid)
 	if len(f) < 20 {
 		return 0
 	}
 	v, _ := strconv.ParseUint(f[19], 10, 64)
 	return v
+}
+
+// procStatFields reads /proc/<pid>/stat and returns the fields after the
+// command name (field 3 onwards), counted from the last ')' since the name
+// may hold spaces and parentheses; nil if the process is gone.
+func procStatFields(pid int) []string {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return nil
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return nil
+	}
+	return strings.Fields(s[i+1:])
 }
 
 // oomKills reads the oom_kill counter of a memory cgroup: v1
