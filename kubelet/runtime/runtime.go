@@ -388,10 +388,6 @@ func (r *Runtime) load(uid, name string, attempt int) (*Container, error) {
 		done: make(chan struct{}), dir: dir, pgid: st.Pgid, startTime: st.StartTime,
 		shimPid: st.ShimPid, shimStart: st.ShimStartTime}
 	c.StartedAt, _ = time.Parse(time.RFC3339Nano, st.StartedAt)
-	var lf logFailure
-	if readJSON(dir+".logerr.json", &lf) == nil && lf.Error != "" {
-		r.logFailed(c, lf.Error, lf.DroppedBytes)
-	}
 	return c, nil
 }
 
@@ -437,6 +433,12 @@ func (r *Runtime) Recover() ([]string, error) {
 			c, err := r.load(k.uid, k.name, n)
 			if err != nil {
 				continue
+			}
+			// A log failure the shim reported while no kubelet listened
+			// (a fresh attempt from Start has none yet).
+			var lf logFailure
+			if readJSON(c.dir+".logerr.json", &lf) == nil && lf.Error != "" {
+				r.logFailed(c, lf.Error, lf.DroppedBytes)
 			}
 			if st, err := readStatus(c.dir); err == nil {
 				c.setExit(st)
