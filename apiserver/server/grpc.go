@@ -226,12 +226,7 @@ func watch(s *registry.Store, limits *watchLimits, stream grpc.ServerStream) err
 // interceptor's recover does not reach: a panic ends this stream with
 // Internal, logged with its stack, and every other stream carries on.
 func sendEventsRecovered(stream grpc.ServerStream, k *api.Kind, w *registry.Watcher, quit <-chan struct{}) (err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			slog.Error("panic in watch sender", "resource", k.Resource, "panic", p, "stack", string(debug.Stack()))
-			err = status.Errorf(codes.Internal, "internal error in the %s watch", k.Resource)
-		}
-	}()
+	defer recoverTo(&err, "the "+k.Resource+" watch")
 	return sendEvents(stream, k, w, quit)
 }
 
@@ -340,23 +335,23 @@ func (l *watchLimits) acquire(ctx context.Context) (release func(), err error) {
 // recoverUnary turns a panic in a handler into an Internal error, logged
 // with its stack, instead of a crashed apiserver.
 func recoverUnary(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (resp any, err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			slog.Error("panic in handler", "method", info.FullMethod, "panic", p, "stack", string(debug.Stack()))
-			resp, err = nil, status.Errorf(codes.Internal, "internal error in %s", info.FullMethod)
-		}
-	}()
+	// A panicking handler returns nothing: resp stays nil.
+	defer recoverTo(&err, info.FullMethod)
 	return h(ctx, req)
 }
 
 // recoverStream does the same for streams (Watch, Logs): the stream ends
 // with Internal and every other stream carries on.
 func recoverStream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) (err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			slog.Error("panic in stream handler", "method", info.FullMethod, "panic", p, "stack", string(debug.Stack()))
-			err = status.Errorf(codes.Internal, "internal error in %s", info.FullMethod)
-		}
-	}()
+	defer recoverTo(&err, info.FullMethod)
 	return h(srv, ss)
+}
+
+// recoverTo, deferred, turns a panic into an Internal error for what (a
+// method, a watch), logged with its stack.
+func recoverTo(err *error, what string) {
+	if p := recover(); p != nil {
+		slog.Error("panic in handler", "in", what, "panic", p, "stack", string(debug.Stack()))
+		*err = status.Errorf(codes.Internal, "internal error in %s", what)
+	}
 }
