@@ -42,11 +42,6 @@ func addSat(a, b int64) int64 {
 	return s
 }
 
-// Sub returns r - o.
-func (r Resources) Sub(o Resources) Resources {
-	return Resources{MilliCPU: r.MilliCPU - o.MilliCPU, Memory: r.Memory - o.Memory, Pods: r.Pods - o.Pods}
-}
-
 // Scoring uses these for a container that requests nothing, as Kubernetes
 // does, so that empty pods still spread.
 const (
