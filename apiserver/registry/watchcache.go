@@ -266,14 +266,13 @@ func (c *watchCache) waitFresh(ctx context.Context, rev int64, timeout time.Dura
 // with ErrTooOld (its client could not resume from before that change
 // anyway, so nothing is lost) and its queue is dropped: a stalled client
 // never holds more than the history does (bounded in entries and bytes),
-// nor keeps alive objects the history has let go. max (the history's entry
-// bound) also caps the queue's length.
+// nor keeps alive objects the history has let go. The history's entry
+// bound (cache.maxEntries) also caps the queue's length.
 type Watcher struct {
 	sel     *api.Selector
 	after   int64
 	cache   *watchCache
 	initial []Event
-	max     int
 
 	mu     sync.Mutex // guards queue
 	queue  []Event
@@ -354,8 +353,8 @@ func (w *Watcher) send(ch change, fromRev int64) bool {
 	if !ok {
 		return true
 	}
-	if len(w.queue) >= w.max {
-		w.drop(newError(ErrGone, "watch of %s closed: the client is more than %d events behind; rewatch from the last resourceVersion", w.cache.store.kind.Resource, w.max))
+	if len(w.queue) >= w.cache.maxEntries {
+		w.drop(newError(ErrGone, "watch of %s closed: the client is more than %d events behind; rewatch from the last resourceVersion", w.cache.store.kind.Resource, w.cache.maxEntries))
 		return false
 	}
 	w.queue = append(w.queue, ev)
@@ -401,7 +400,7 @@ func (s *Store) Watch(ctx context.Context, sel *api.Selector, resourceVersion st
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
-	w := &Watcher{sel: sel, cache: c, max: c.maxEntries, notify: make(chan struct{}, 1), done: make(chan struct{})}
+	w := &Watcher{sel: sel, cache: c, notify: make(chan struct{}, 1), done: make(chan struct{})}
 	var rv int64
 	switch resourceVersion {
 	case "":

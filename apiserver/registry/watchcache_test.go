@@ -66,7 +66,7 @@ func TestWatchCacheHistoryIsBoundedInBytesAndEntries(t *testing.T) {
 
 func TestWatcherQueueGrowsAndStopsASlowWatcher(t *testing.T) {
 	c := testCache(50, 1<<30)
-	w := &Watcher{sel: nil, cache: c, max: c.maxEntries, notify: make(chan struct{}, 1), done: make(chan struct{})}
+	w := &Watcher{sel: nil, cache: c, notify: make(chan struct{}, 1), done: make(chan struct{})}
 	c.watchers[w] = struct{}{}
 	if cap(w.queue) != 0 {
 		t.Fatalf("a new watcher's queue has capacity %d, want 0 (it grows on demand)", cap(w.queue))
@@ -93,7 +93,7 @@ func TestWatcherQueueGrowsAndStopsASlowWatcher(t *testing.T) {
 func TestUndecodablePutLooksDeletedToWatchers(t *testing.T) {
 	c := testCache(50, 1<<30)
 	c.apply(putEvent(t, "a", 1, 10))
-	w := &Watcher{cache: c, after: 1, max: c.maxEntries, notify: make(chan struct{}, 1), done: make(chan struct{})}
+	w := &Watcher{cache: c, after: 1, notify: make(chan struct{}, 1), done: make(chan struct{})}
 	c.watchers[w] = struct{}{}
 	c.apply(&clientv3.Event{Type: mvccpb.PUT, Kv: &mvccpb.KeyValue{Key: []byte("/registry/pods/default/a"), Value: []byte("garbage"), ModRevision: 2}})
 	evs := w.Take()
@@ -166,7 +166,7 @@ func TestWatchInitialListComesFromTheCache(t *testing.T) {
 func TestStalledWatcherOfBigObjectsIsStoppedWhenHistoryDropsItsChanges(t *testing.T) {
 	const budget = 100 << 10 // 100 KiB of history, ~10 changes of 10 KiB
 	c := testCache(20_000, budget)
-	w := &Watcher{cache: c, max: c.maxEntries, notify: make(chan struct{}, 1), done: make(chan struct{})}
+	w := &Watcher{cache: c, notify: make(chan struct{}, 1), done: make(chan struct{})}
 	c.watchers[w] = struct{}{}
 	for i := 1; i <= 200; i++ {
 		c.apply(putEvent(t, fmt.Sprintf("p%d", i), int64(i), 10<<10))
