@@ -216,6 +216,11 @@ func (m *claimManager) removesFolder(ctx context.Context, c *v1.PersistentVolume
 		return true, nil
 	}
 	if sel != "" {
+		// A node this kubelet still sees needs no question; only one the
+		// cache lacks is checked live before taking over its removal.
+		if _, ok := m.nodes.Get(sel); ok {
+			return false, nil
+		}
 		_, err := m.k.c.Nodes().Get(ctx, "", sel)
 		if err == nil {
 			return false, nil // its kubelet removes it (or will, when back)
